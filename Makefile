@@ -1,0 +1,43 @@
+# minifusion: two commands set up a fresh machine.
+#   make demo   - create .venv if missing, install pinned deps + package, run the main job
+#   make test   - same set-up, then unit tests and every notebook (FAST mode) under nbval
+#   make lab    - JupyterLab on notebooks/ with the project's kernel
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.minifusion-installed
+# pytest workers; notebooks and tests are independent. 'make test JOBS=1' for a serial run.
+JOBS   ?= 2
+
+.PHONY: setup demo test test-unit test-notebooks lab clean help
+
+help:
+	@echo "make demo | make test | make lab | make clean"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name minifusion --display-name "Python (minifusion)" >/dev/null
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m minifusion demo --out outputs
+
+test: $(STAMP)
+	MINIFUSION_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -n $(JOBS) --dist loadfile -q \
+		tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+test-unit: $(STAMP)
+	MPLBACKEND=Agg $(PY) -m pytest -q tests
+
+test-notebooks: $(STAMP)
+	MINIFUSION_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -n $(JOBS) -q notebooks --nbval-lax --nbval-current-env
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

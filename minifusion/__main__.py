@@ -1,0 +1,3 @@
+from minifusion.cli import main
+
+raise SystemExit(main())
