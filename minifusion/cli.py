@@ -63,7 +63,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         written.append((save_gif(item["video"], out / f"clip_{i}.gif", fps=8, scale=2), item["caption"]))
     scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2")
     x0 = clips[0]["video"][:, 0]  # (C, H, W): the first frame of the first clip
-    timesteps = torch.linspace(0, scheduler.config.num_train_timesteps - 1, 24).round().long()
+    timesteps = torch.linspace(0, scheduler.num_train_timesteps - 1, 24).round().long()
     noising = forward_noising_video(x0, scheduler, timesteps, seed=args.seed)
     written.append((save_gif(noising, out / "forward_noising.gif", fps=6, scale=2), "forward process x_t, t = 0..999"))
     fig = show_frames(noising[:, ::4], labels=[f"t={int(t)}" for t in timesteps[::4]])
