@@ -1,0 +1,55 @@
+"""Building blocks of the U-Net family (Kandinsky 3.0 blocks + FusionFrames temporal layers).
+
+Images are (B, C, H, W); videos are (B, C, F, H, W).
+"""
+
+from minifusion.nn.attention import (
+    Attention,
+    AttentionPooling,
+    attention_reference,
+    check_key_padding_mask,
+    scaled_dot_product_attention,
+)
+from minifusion.nn.attention_block import AttentionBlock
+from minifusion.nn.embeddings import FramePositionEmbedding, TimestepEmbedding, sinusoidal_embedding
+from minifusion.nn.normalization import ConditionalGroupNorm, group_norm
+from minifusion.nn.resnet import BottleneckResBlock, ConvBlock
+from minifusion.nn.sampling import Downsample, Upsample
+from minifusion.nn.temporal import (
+    AlphaMerge,
+    AlphaMergedTemporal,
+    TemporalAttention,
+    TemporalConv1d,
+    TemporalConv3d,
+    TemporalResidual,
+    WindowedTemporalAttention,
+    apply_to_frames,
+    conv3d_hidden_channels,
+)
+
+__all__ = [
+    "AlphaMerge",
+    "AlphaMergedTemporal",
+    "Attention",
+    "AttentionBlock",
+    "AttentionPooling",
+    "BottleneckResBlock",
+    "ConditionalGroupNorm",
+    "ConvBlock",
+    "Downsample",
+    "FramePositionEmbedding",
+    "TemporalAttention",
+    "TemporalConv1d",
+    "TemporalConv3d",
+    "TemporalResidual",
+    "TimestepEmbedding",
+    "Upsample",
+    "WindowedTemporalAttention",
+    "apply_to_frames",
+    "attention_reference",
+    "check_key_padding_mask",
+    "conv3d_hidden_channels",
+    "group_norm",
+    "scaled_dot_product_attention",
+    "sinusoidal_embedding",
+]

@@ -1,0 +1,175 @@
+"""FusionFrames interpolation U-Net: the three frames between two keyframes, in one pass.
+
+FusionFrames (arXiv 2311.13073, section 3.2, Fig. 3) turns the T2I U-Net into an interpolator
+that works on *pairs* of neighbouring keyframes. One latent per pair stacks along channels::
+
+    [left keyframe (4) | noisy frame 1 (4) | noisy frame 2 (4) | noisy frame 3 (4) | right keyframe (4)]
+
+= 20 channels in, and predicts the three middle frames (v-prediction), 12 channels out. One
+pass maps K keyframes to 4K - 3 frames.
+
+Initialisation from the T2I U-Net (so that at init each middle frame gets the T2I prediction
+for the *middle* noisy latent):
+
+- ``conv_in`` is widened with zero weights; the T2I weights go to the channels of the middle
+  noisy frame (channels 8..11 of 20), every other input channel starts at zero weight;
+- ``conv_out``'s weights and bias are repeated three times (one copy per predicted frame);
+- a 3x1x1 temporal conv follows every conv of every residual block, merged as
+  ``(1 - alpha) * spatial + alpha * (spatial + conv(spatial))`` with a learned scalar alpha
+  starting at 0. Its time axis is the sequence of keyframe *pairs of one video*: input
+  (B, 20, P, H, W) with P = K - 1 pairs, folded to (B*P, 20, H, W) for the spatial layers;
+- embeddings of the frame skip ``s`` (distance in source frames between the two keyframes)
+  and of the keyframes' perturbation level ``t_p`` ("conditional frame perturbation": noise
+  added to the conditioning keyframes at training, 0 at inference) are added to the time
+  embedding; their last layers are zero-initialised, so init equals T2I;
+- no text: the cross-attention and the attention pooling see only ``null_encoder_hidden_states``,
+  a learned (1, L, cross_attention_dim) parameter, zeros at init (a caller may copy the text
+  encoder's null embedding into it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange, repeat
+from torch import nn
+
+from minifusion.models.unet import UNet, UNetConfig, _Conditioning, widen_input_conv
+from minifusion.nn import AlphaMergedTemporal, BottleneckResBlock, TemporalConv1d, TimestepEmbedding
+
+NEW_PREFIXES = ("skip_embedding.", "perturbation_embedding.", "null_encoder_hidden_states", "conv_in.", "conv_out.")
+
+
+@dataclass
+class InterpolationUNetConfig(UNetConfig):
+    in_channels: int = 20  # [left keyframe, frames_per_pair noisy latents, right keyframe] latents
+    out_channels: int = 12  # frames_per_pair predicted latents
+    frames_per_pair: int = 3  # frames generated between two keyframes
+    null_context_length: int = 1  # tokens L of the learned null text embedding
+    prediction_type: str = "v_prediction"  # training target (recorded)
+    num_pairs: int = 7  # keyframe pairs used by example_inputs() (8 keyframes)
+
+
+class InterpolationUNet(UNet):
+    """Predicts the ``frames_per_pair`` latents between each pair of keyframes (see module docstring)."""
+
+    config_class = InterpolationUNetConfig
+
+    def __init__(self, config: InterpolationUNetConfig | dict | None = None):
+        super().__init__(config)
+        cfg = self.config
+        n = cfg.frames_per_pair
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1 or cfg.out_channels % n:
+            raise ValueError(f"frames_per_pair {n!r} must be a positive divisor of out_channels {cfg.out_channels}")
+        latent = cfg.out_channels // n
+        if cfg.in_channels != latent * (n + 2):
+            raise ValueError(
+                f"in_channels {cfg.in_channels} must be {latent * (n + 2)}: two keyframes and {n} noisy "
+                f"latents of {latent} channels"
+            )
+        c0, embed_dim = cfg.block_out_channels[0], self.time_embed_dim
+        self.skip_embedding = TimestepEmbedding(c0 + c0 % 2, embed_dim, zero_init=True)
+        self.perturbation_embedding = TimestepEmbedding(c0 + c0 % 2, embed_dim, zero_init=True)
+        self.null_encoder_hidden_states = nn.Parameter(torch.zeros(1, cfg.null_context_length, cfg.cross_attention_dim))
+        for _, _, level in self.named_levels():
+            for layer in level.layers:
+                if isinstance(layer, BottleneckResBlock):
+                    for i, width in enumerate(layer.conv_widths()):
+                        conv = TemporalConv1d(width, norm_groups=cfg.norm_groups, zero_init=False)
+                        layer.temporal_layers[str(i)] = AlphaMergedTemporal(conv)
+
+    @property
+    def latent_channels(self) -> int:
+        return self.config.out_channels // self.config.frames_per_pair
+
+    @property
+    def inherited_input_channels(self) -> tuple[int, int]:
+        """[start, stop) of the input channels that inherit the T2I input conv (the middle noisy frame)."""
+        start = self.latent_channels * (1 + self.config.frames_per_pair // 2)
+        return start, start + self.latent_channels
+
+    # -- initialisation from the T2I model -----------------------------------------------------
+    @classmethod
+    def from_t2i(cls, unet: UNet, **config_overrides) -> "InterpolationUNet":
+        """Copy ``unet``'s weights: widened conv_in, conv_out repeated per predicted frame."""
+        base = {f.name: getattr(unet.config, f.name) for f in dataclasses.fields(UNetConfig)}
+        base.pop("prediction_type")
+        n = config_overrides.get("frames_per_pair", 3)
+        latent = unet.config.in_channels
+        if unet.config.out_channels != latent:
+            raise ValueError(f"the T2I U-Net must predict its input: in {latent}, out {unet.config.out_channels}")
+        base.update(in_channels=latent * (n + 2), out_channels=latent * n)
+        model = cls(cls.config_class(**{**base, **config_overrides}))
+        param = next(unet.parameters())
+        model.to(device=param.device, dtype=param.dtype)
+        state = dict(unet.state_dict())
+        start, _ = model.inherited_input_channels
+        state["conv_in.weight"] = widen_input_conv(state["conv_in.weight"], model.config.in_channels, start)
+        state["conv_out.weight"] = state["conv_out.weight"].repeat(n, 1, 1, 1)  # (n * 4, C0, 3, 3)
+        state["conv_out.bias"] = state["conv_out.bias"].repeat(n)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        spatial_missing = [k for k in missing if not model.is_new_parameter(k)]  # conv_in/out were loaded
+        if spatial_missing or unexpected:
+            raise ValueError(f"T2I weights do not fit: missing {spatial_missing[:5]}, unexpected {unexpected[:5]}")
+        return model
+
+    def is_new_parameter(self, name: str) -> bool:
+        """Parameters not copied as they are from the T2I model: temporal convs, alphas, s / t_p
+        embeddings, null text, and the reshaped conv_in / conv_out."""
+        return ".temporal_layers." in name or name.startswith(NEW_PREFIXES)
+
+    def temporal_parameters(self) -> list[nn.Parameter]:
+        """The parameters that `freeze_spatial()` leaves trainable (see `is_new_parameter`)."""
+        return [p for n, p in self.named_parameters() if self.is_new_parameter(n)]
+
+    def freeze_spatial(self) -> "InterpolationUNet":
+        """Only the new parts stay trainable. (FusionFrames trains the whole interpolator; this is
+        for experiments.)"""
+        for name, p in self.named_parameters():
+            p.requires_grad_(self.is_new_parameter(name))
+        return self
+
+    # -- forward -------------------------------------------------------------------------------
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor | float,
+        *,
+        frame_skip: torch.Tensor | float,
+        perturbation_level: torch.Tensor | float = 0,
+    ) -> torch.Tensor:
+        """Predict v for the middle frames of every keyframe pair.
+
+        Args:
+            sample: (B, 20, P, H, W): per pair [left keyframe, 3 noisy latents, right keyframe]
+                along channels, P pairs of one video along the third axis.
+            timestep: a number or (B,) diffusion timesteps of the noisy latents.
+            frame_skip: a number or (B,): source frames between the two keyframes of a pair.
+            perturbation_level: a number or (B,): noise level t_p of the conditioning keyframes
+                (0 at inference).
+
+        Returns:
+            (B, 12, P, H, W): the three predicted latents of each pair along channels.
+        """
+        self.check_sample(sample, video=True)
+        b, _, p, _, _ = sample.shape
+        t = self.batch_timesteps(timestep, b, sample.device)
+        s = self.batch_values(frame_skip, "frame_skip", b, sample.device)
+        tp = self.batch_values(perturbation_level, "perturbation_level", b, sample.device)
+        context = self.null_encoder_hidden_states.repeat(b, 1, 1)  # (B, L, D); a copy, not a view of the parameter
+        temb = self.embed(t, context) + self.skip_embedding(s) + self.perturbation_embedding(tp)  # (B, E)
+        cond = _Conditioning(
+            repeat(temb, "b e -> (b p) e", p=p), repeat(context, "b l d -> (b p) l d", p=p), None, num_frames=p
+        )
+        out = self.forward_folded(rearrange(sample, "b c p h w -> (b p) c h w"), cond)
+        return rearrange(out, "(b p) c h w -> b c p h w", p=p)
+
+    def example_inputs(self) -> tuple[tuple, dict, int]:
+        cfg = self.config
+        prm = next(self.parameters())
+        s, p = cfg.sample_size, cfg.num_pairs
+        sample = torch.zeros(1, cfg.in_channels, p, s, s, device=prm.device, dtype=prm.dtype)
+        # FLOPs per *generated* frame: frames_per_pair per pair.
+        return (sample, torch.tensor([500.0], device=prm.device)), {"frame_skip": 4.0}, p * cfg.frames_per_pair

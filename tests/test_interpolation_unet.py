@@ -1,0 +1,130 @@
+"""Interpolation U-Nets: FusionFrames' pair-wise interpolator and the masked-frame (MFI) baseline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from minifusion.nn import ConditionalGroupNorm
+from minifusion.models import InterpolationUNet, MaskedInterpolationUNet, UNet, UNetConfig
+
+TINY = dict(block_out_channels=(8, 16), layers_per_block=1, cross_attention_dim=8, attention_head_dim=8,
+            norm_groups=2, sample_size=8, text_length=3)
+
+
+def t2i(**kw) -> UNet:
+    """A tiny T2I U-Net that looks trained: its zero-initialised norm conditioning is non-zero,
+    so the time embedding (and everything added to it) reaches the output."""
+    torch.manual_seed(0)
+    unet = UNet(UNetConfig(**{**TINY, **kw})).eval()
+    for m in unet.modules():
+        if isinstance(m, ConditionalGroupNorm):
+            torch.nn.init.normal_(m.context_mlp[1].weight, std=0.1)
+    return unet
+
+
+def randomize_new(model):
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for p in model.temporal_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return model
+
+
+def pairs(b=2, p=3, size=8):
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(b, 20, p, size, size, generator=g), torch.tensor([10.0, 900.0])[:b]
+
+
+# -- FusionFrames interpolation ----------------------------------------------------------------
+def test_interpolator_starts_as_t2i_on_the_middle_noisy_latent():
+    unet = t2i()
+    model = InterpolationUNet.from_t2i(unet).eval()
+    assert model.config.in_channels == 20 and model.config.out_channels == 12
+    assert model.inherited_input_channels == (8, 12)
+    x, t = pairs()
+    out = model(x, t, frame_skip=4, perturbation_level=torch.tensor([0.0, 200.0]))
+    null = model.null_encoder_hidden_states.expand(2, -1, -1)
+    for p in range(x.shape[2]):
+        ref = unet(x[:, 8:12, p], t, null)
+        for k in range(3):
+            torch.testing.assert_close(out[:, 4 * k : 4 * k + 4, p], ref, atol=1e-5, rtol=0)
+
+
+def test_interpolator_mixes_pairs_of_one_video_only_and_uses_skip_and_perturbation():
+    model = randomize_new(InterpolationUNet.from_t2i(t2i())).eval()
+    x, t = pairs(p=4)
+    out = model(x, t, frame_skip=4)
+    x2 = x.clone()
+    x2[0, :, 0] += 1.0  # change pair 0 of video 0
+    diff = (model(x2, t, frame_skip=4) - out).abs().flatten(3).sum((1, 3))  # (B, P)
+    assert torch.count_nonzero(diff[1]) == 0
+    assert (diff[0, :2] > 1e-6).all()  # the neighbouring pair sees it through the temporal convs
+    assert not torch.allclose(model(x, t, frame_skip=1), out)
+    assert not torch.allclose(model(x, t, frame_skip=4, perturbation_level=100), out)
+
+
+def test_interpolator_new_parameters_all_get_gradients_and_freeze_keeps_spatial():
+    model = randomize_new(InterpolationUNet.from_t2i(t2i())).freeze_spatial()
+    spatial = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    x, t = pairs()
+    model(x, t, frame_skip=4, perturbation_level=50).square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.temporal_parameters())
+    opt.step()
+    assert all(torch.equal(model.get_parameter(n), v) for n, v in spatial.items())
+
+
+def test_interpolator_save_load_round_trip(tmp_path):
+    model = randomize_new(InterpolationUNet.from_t2i(t2i())).eval()
+    model.save_pretrained(tmp_path)
+    loaded = InterpolationUNet.from_pretrained(tmp_path).eval()
+    assert loaded.config == model.config and loaded.config.prediction_type == "v_prediction"
+    x, t = pairs()
+    assert torch.equal(loaded(x, t, frame_skip=4), model(x, t, frame_skip=4))
+
+
+def test_interpolator_errors():
+    model = InterpolationUNet.from_t2i(t2i())
+    x, t = pairs()
+    with pytest.raises(ValueError, match=r"16 channels.*\(2, 16, 3, 8, 8\)"):
+        model(x[:, :16], t, frame_skip=4)
+    with pytest.raises(ValueError, match=r"\(B, C, F, H, W\), got shape \(2, 20, 8, 8\)"):
+        model(x[:, :, 0], t, frame_skip=4)
+    with pytest.raises(ValueError, match=r"frame_skip.*\(3,\)"):
+        model(x, t, frame_skip=torch.ones(3))
+    with pytest.raises(ValueError, match="in_channels 16 must be 20"):
+        InterpolationUNet({**TINY, "in_channels": 16})
+    assert "MFLOPs/frame" in model.summary()
+
+
+# -- masked frame interpolation baseline --------------------------------------------------------
+def frames(b=2, f=5, size=8):
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(b, 9, f, size, size, generator=g), torch.tensor([10.0, 900.0])[:b]
+
+
+def test_masked_baseline_starts_as_t2i_frame_by_frame():
+    unet = t2i()
+    model = MaskedInterpolationUNet.from_t2i(unet).eval()
+    x, t = frames()
+    out = model(x, t, perturbation_level=30)
+    assert out.shape == (2, 4, 5, 8, 8)
+    null = model.null_encoder_hidden_states.expand(2, -1, -1)
+    for f in range(5):
+        torch.testing.assert_close(out[:, :, f], unet(x[:, :4, f], t, null), atol=1e-5, rtol=0)
+
+
+def test_masked_baseline_mixes_frames_of_one_video_only_and_round_trips(tmp_path):
+    model = randomize_new(MaskedInterpolationUNet.from_t2i(t2i())).eval()
+    x, t = frames()
+    out = model(x, t)
+    x2 = x.clone()
+    x2[0, 4:, 2] += 1.0  # a different known frame in the middle of video 0
+    diff = (model(x2, t) - out).abs().flatten(3).sum((1, 3))
+    assert torch.count_nonzero(diff[1]) == 0 and (diff[0] > 1e-6).all()
+    model.save_pretrained(tmp_path)
+    loaded = MaskedInterpolationUNet.from_pretrained(tmp_path).eval()
+    assert torch.equal(loaded(x, t), out)
+    with pytest.raises(ValueError, match=r"8 channels.*\(2, 8, 5, 8, 8\)"):
+        model(x[:, :8], t)

@@ -1,0 +1,116 @@
+"""Temporal layers: identity at init, where information flows, parameter parity, alpha merge."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from minifusion.nn import (
+    AlphaMerge,
+    AlphaMergedTemporal,
+    TemporalAttention,
+    TemporalConv1d,
+    TemporalConv3d,
+    TemporalResidual,
+    WindowedTemporalAttention,
+)
+
+
+def _randomize(module):
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return module
+
+
+def _make(kind, **kw):
+    return {
+        "conv1d": lambda: TemporalConv1d(8, norm_groups=2, **kw),
+        "conv3d": lambda: TemporalConv3d(8, norm_groups=2, **kw),
+        "attn": lambda: TemporalAttention(8, head_dim=4, norm_groups=2, **kw),
+        "window": lambda: WindowedTemporalAttention(8, head_dim=4, norm_groups=2, **kw),
+    }[kind]()
+
+
+KINDS = ["conv1d", "conv3d", "attn", "window"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_branch_is_zero_at_init_and_keeps_shape(kind):
+    x = torch.randn(2, 8, 5, 4, 6)
+    out = _make(kind)(x)
+    assert out.shape == x.shape and torch.count_nonzero(out) == 0
+    assert torch.equal(TemporalResidual(_make(kind))(x), x)
+    assert _make(kind, zero_init=False)(x).abs().sum() > 0
+
+
+# (frames reached, pixels reached) when frame 1 at pixel (1, 1) changes
+REACH = {
+    "conv1d": ({0, 1, 2}, {(1, 1)}),
+    "conv3d": ({0, 1, 2}, {(i, j) for i in range(3) for j in range(3)}),
+    "attn": ({0, 1, 2, 3, 4}, {(1, 1)}),
+    "window": ({0, 1, 2, 3, 4}, {(0, 0), (0, 1), (1, 0), (1, 1)}),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_information_flow_along_frames_and_pixels(kind):
+    layer = _randomize(_make(kind)).eval()
+    layer.norm.norm = torch.nn.Identity()  # GroupNorm statistics couple everything; remove them
+    x = torch.randn(2, 8, 5, 4, 6)
+    x2 = x.clone()
+    x2[0, :, 1, 1, 1] += 1.0
+    diff = (layer(x2) - layer(x)).abs().sum(1)  # (B, F, H, W)
+    assert torch.count_nonzero(diff[1]) == 0  # the other video is untouched
+    frames, pixels = REACH[kind]
+    changed = {(f, i, j) for f, i, j in (diff[0] > 0).nonzero().tolist()}
+    assert changed == {(f, i, j) for f in frames for (i, j) in pixels}
+
+
+def test_conv3d_parameter_count_matches_conv1d_within_25_percent():
+    for c in (16, 32, 64, 128):
+        n1 = sum(p.numel() for p in TemporalConv1d(c, norm_groups=8).parameters())
+        n3 = sum(p.numel() for p in TemporalConv3d(c, norm_groups=8).parameters())
+        assert abs(n3 / n1 - 1) < 0.25, (c, n1, n3)
+
+
+def test_temporal_attention_knows_frame_order():
+    layer = _randomize(_make("attn"))
+    x = torch.randn(1, 8, 4, 2, 2)
+    perm = torch.tensor([2, 0, 3, 1])
+    assert not torch.allclose(layer(x[:, :, perm]), layer(x)[:, :, perm], atol=1e-4)
+
+
+def test_windowed_attention_needs_divisible_size():
+    with pytest.raises(ValueError, match=r"window 2, got shape \(1, 8, 3, 5, 4\)"):
+        _make("window")(torch.randn(1, 8, 3, 5, 4))
+
+
+def test_conditioning_embedding_per_frame_and_errors():
+    layer = _randomize(TemporalConv1d(8, norm_groups=2, embed_dim=3))
+    x = torch.randn(2, 8, 4, 3, 3)
+    e = torch.randn(2, 4, 3)
+    assert layer(x, e).shape == x.shape
+    assert not torch.allclose(layer(x, e), layer(x, e.flip(1)))
+    with pytest.raises(ValueError, match="conditional"):
+        layer(x)
+    with pytest.raises(ValueError, match="takes no emb"):
+        TemporalConv1d(8, norm_groups=2)(x, e)
+    with pytest.raises(ValueError, match=r"\(B, 8, F, H, W\), got shape \(2, 8, 3, 3\)"):
+        layer(x[:, :, 0], e)
+
+
+def test_alpha_merge_formula_and_gradient_flow():
+    merge = AlphaMerge()
+    s, t = torch.randn(3, 4), torch.randn(3, 4)
+    assert torch.equal(merge(s, t), s)
+    with torch.no_grad():
+        merge.alpha.fill_(0.25)
+    torch.testing.assert_close(merge(s, t), 0.75 * s + 0.25 * t)
+    # alpha-merged branch: identity at init, alpha gets a gradient at once
+    layer = AlphaMergedTemporal(TemporalConv1d(8, norm_groups=2, zero_init=False))
+    x = torch.randn(1, 8, 4, 2, 2)
+    assert torch.equal(layer(x), x)
+    layer(x).square().sum().backward()
+    assert layer.merge.alpha.grad.abs() > 0
