@@ -67,7 +67,8 @@ def test_ancestral_sampling_reproduces_a_gaussian(schedule):
     s = DDPMScheduler(beta_schedule=schedule, timestep_spacing="trailing")
     exact = GaussianDenoiser(mu, sigma, s.alphas_cumprod)  # exact eps for N(mu, sigma^2) data
     g = torch.Generator().manual_seed(0)
-    x = sample_loop(exact, s, torch.randn(n, 1, generator=g), num_inference_steps=1000, generator=g, progress=False).sample
+    noise = torch.randn(n, 1, generator=g)
+    x = sample_loop(exact, s, noise, num_inference_steps=1000, generator=g, progress=False).sample
     se_mean, se_std = sigma / math.sqrt(n), sigma / math.sqrt(2 * n)
     assert abs(x.mean().item() - mu) < 4 * se_mean
     assert abs(x.std().item() - sigma) < 4 * se_std
@@ -78,7 +79,8 @@ def test_few_step_ancestral_sampling_underestimates_the_spread():
     s = DDPMScheduler(beta_schedule="linear")
     exact = GaussianDenoiser(0.0, 0.5, s.alphas_cumprod)
     g = torch.Generator().manual_seed(0)
-    x = sample_loop(exact, s, torch.randn(4000, 1, generator=g), num_inference_steps=50, generator=g, progress=False).sample
+    noise = torch.randn(4000, 1, generator=g)
+    x = sample_loop(exact, s, noise, num_inference_steps=50, generator=g, progress=False).sample
     assert 0.40 < x.std().item() < 0.48
 
 

@@ -85,7 +85,7 @@ def test_steps_offset_past_the_end_raises():
     "kwargs, message",
     [
         (dict(prediction_type="x0"), "prediction_type 'x0' is not one of 'epsilon', 'v_prediction', 'sample'"),
-        (dict(timestep_spacing="uniform"), "timestep_spacing 'uniform' is not one of 'leading', 'trailing', 'linspace'"),
+        (dict(timestep_spacing="uniform"), "'uniform' is not one of 'leading', 'trailing', 'linspace'"),
         (dict(beta_schedule="cosine"), "beta_schedule 'cosine' is not one of"),
         (dict(clip_sample_range=0.0), "clip_sample_range must be a finite number > 0, got 0.0"),
         (dict(thresholding=True, clip_sample_range=4.0, sample_max_value=1.0), "sample_max_value"),

@@ -91,7 +91,8 @@ def test_the_trap_naive_ddim_from_t999_fails_with_a_slightly_wrong_model_and_the
     ours = sample_loop(model, s, noise, num_inference_steps=50, progress=False).sample
     assert _distance_to_data(ours).max().item() < 0.02
     g = torch.Generator().manual_seed(1)
-    ddpm = sample_loop(model, DDPMScheduler.from_config(s.config), noise, num_inference_steps=50, generator=g, progress=False).sample
+    ddpm_scheduler = DDPMScheduler.from_config(s.config)
+    ddpm = sample_loop(model, ddpm_scheduler, noise, num_inference_steps=50, generator=g, progress=False).sample
     assert _distance_to_data(ddpm).max().item() < 0.02
 
     # ... also with clipping or thresholding switched on, as a pixel-space pipeline would

@@ -30,7 +30,8 @@ def test_linear_betas_match_ho_et_al():
 def test_scaled_linear_is_linear_in_sqrt_beta():
     betas = make_betas("scaled_linear", 1000, 0.00085, 0.012)
     root = betas.sqrt()
-    assert torch.allclose(root[1:] - root[:-1], torch.full((999,), (0.012**0.5 - 0.00085**0.5) / 999, dtype=torch.float64))
+    step = (0.012**0.5 - 0.00085**0.5) / 999
+    assert torch.allclose(root[1:] - root[:-1], torch.full((999,), step, dtype=torch.float64))
     assert betas[0].item() == pytest.approx(0.00085, rel=1e-12)
 
 

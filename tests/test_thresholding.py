@@ -62,6 +62,8 @@ def test_half_precision_is_thresholded_in_float32_and_returned_in_half():
     x = (3 * torch.randn(2, 64, generator=torch.Generator().manual_seed(3))).half()
     out = dynamic_threshold(x, ratio=0.95)
     assert out.dtype == torch.float16 and out.abs().max() <= 1.0
+    x64 = torch.randn(2, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(dynamic_threshold(x64, ratio=0.95, data_range=sample_range_from_data(x64)), x64)
 
 
 def test_bad_arguments_raise():

@@ -29,6 +29,9 @@ class DDIMScheduler(BaseScheduler):
     Takes every argument of ``DDPMScheduler`` (except ``variance_type``) plus
     ``set_alpha_to_one``: after the last step use alpha_bar = 1 (True, default) or
     alpha_bar_0 of the training schedule (False).
+
+    Sampling steps do not trust an epsilon model's x0 estimate where alpha_bar < 1e-6 (t = 999
+    of the cosine schedule): they use x0 = 0 there (see ``BaseScheduler._pred_x0_eps``).
     """
 
     _sibling_only_args = ("variance_type",)
@@ -106,9 +109,10 @@ class DDIMScheduler(BaseScheduler):
 
         Why consistent eps by default: clipping x0 but keeping the raw eps breaks
         x_t = sqrt(ab) x0 + sqrt(1 - ab) eps, and the step is then no longer a contraction in
-        x_t. With a small trained conv net (8x8 shapes, cosine, 50 steps) that loop sent about
-        30% of samples to inf/NaN at every spacing, while the consistent update, which only
-        mixes the bounded x0 with x_t, kept all of them on the data.
+        x_t. With a small trained conv net (no normalisation layers; 8x8 shapes, cosine, 50
+        steps, any spacing) keeping the raw eps sent 7% of the samples to inf/NaN and left 28%
+        off the data; the consistent update, which only mixes the bounded x0 with x_t, sent
+        none to inf and left 15% off.
         """
         self._check_pair("model_output", model_output, "sample", sample)
         if use_clipped_model_output is None:

@@ -43,6 +43,9 @@ class DDPMScheduler(BaseScheduler):
         steps_offset: added to "leading" timesteps.
         rescale_betas_zero_snr: rescale to zero terminal SNR (Lin et al. 2024).
         variance_type: "fixed_small" (posterior variance) or "fixed_large" (beta).
+
+    Sampling steps do not trust an epsilon model's x0 estimate where alpha_bar < 1e-6 (t = 999
+    of the cosine schedule): they use x0 = 0 there (see ``BaseScheduler._pred_x0_eps``).
     """
 
     _sibling_only_args = ("set_alpha_to_one",)

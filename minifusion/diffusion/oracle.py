@@ -75,7 +75,8 @@ class PointSetDenoiser(_Oracle):
     def posterior_weights(self, sample: torch.Tensor, timestep: int) -> torch.Tensor:
         """p(x0 = x_k | x_t), shape (B, K)."""
         if sample.shape[1:] != self.points.shape[1:]:
-            raise ValueError(f"sample has shape {tuple(sample.shape)}; need (B, {', '.join(map(str, self.points.shape[1:]))})")
+            need = ", ".join(map(str, self.points.shape[1:]))
+            raise ValueError(f"sample has shape {tuple(sample.shape)}; need (B, {need})")
         ab = self.alphas_cumprod[int(timestep)]
         x = sample.to(torch.float64).flatten(1)  # (B, D)
         pts = self.points.flatten(1).to(x.device)  # (K, D)

@@ -78,7 +78,8 @@ def dynamic_threshold(
     if x0.ndim < 1 or x0.shape[0] == 0:
         raise ValueError(f"x0 must have a batch dimension with at least one sample, got shape {tuple(x0.shape)}")
     dtype = x0.dtype
-    x = x0.float()  # quantile needs float32/64; fp16/bf16 samples are thresholded in float32
+    # quantile needs float32/64: fp16/bf16 samples are thresholded in float32, float64 stays
+    x = x0 if x0.dtype in (torch.float32, torch.float64) else x0.float()
     q = torch.quantile(x.reshape(x.shape[0], -1).abs(), ratio, dim=1)  # (B,) in data units
     upper = math.inf if max_value is None else max_value / data_range
     s = (q / data_range).clamp(min=1.0, max=upper)  # (B,) in units of the range
@@ -99,7 +100,9 @@ def sample_range_from_data(samples: torch.Tensor, quantile: float = 1.0) -> floa
         raise ValueError("samples is empty; need data to measure its range")
     if not 0.0 < quantile <= 1.0:
         raise ValueError(f"quantile must be in (0, 1], got {quantile!r}")
-    flat = samples.detach().abs().reshape(-1).float()
+    flat = samples.detach().abs().reshape(-1)
+    if flat.dtype not in (torch.float32, torch.float64):
+        flat = flat.float()  # kthvalue on half is not supported everywhere
     if quantile == 1.0:
         value = flat.max().item()
     else:
