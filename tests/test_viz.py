@@ -272,8 +272,11 @@ def test_plot_schedules_draws_alpha_bar_and_log_snr():
     assert normalized.axes[0].lines[0].get_xdata()[-1] == pytest.approx(0.9)
     with pytest.raises(ValueError, match="non-empty"):
         viz.plot_schedules({})
-    with pytest.raises(ValueError, match=r"\(0, 1\]"):
-        viz.plot_schedules({"bad": np.array([1.0, 0.5, 0.0])})
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        viz.plot_schedules({"bad": np.array([1.0, 0.5, -0.1])})
+    # a zero-terminal-SNR schedule ends at alpha_bar = 0 and still plots
+    zsnr = viz.plot_schedules({"zero terminal SNR": np.array([1.0, 0.5, 0.0])})
+    assert np.isneginf(zsnr.axes[1].lines[0].get_ydata()[-1])
 
 
 def test_forward_noising_video_matches_closed_form():

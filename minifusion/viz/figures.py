@@ -135,15 +135,16 @@ def _alphas_cumprod(schedule: Any, name: str) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 1 or values.size < 2:
         raise ValueError(f"alphas_cumprod of {name!r} must be 1-D with at least 2 steps, got shape {values.shape}")
-    if not np.all((values > 0) & (values <= 1)):
+    # alpha_bar = 0 is allowed: a zero-terminal-SNR schedule ends there (log SNR = -inf, not drawn).
+    if not np.all((values >= 0) & (values <= 1)):
         raise ValueError(
-            f"alphas_cumprod of {name!r} must lie in (0, 1], got range [{values.min():.3g}, {values.max():.3g}]"
+            f"alphas_cumprod of {name!r} must lie in [0, 1], got range [{values.min():.3g}, {values.max():.3g}]"
         )
     return values
 
 
 def log_snr(alphas_cumprod: Any) -> np.ndarray:
-    """log SNR(t) = log(alpha_bar_t / (1 - alpha_bar_t)), in float64 (inf where alpha_bar is 1)."""
+    """log SNR(t) = log(alpha_bar_t / (1 - alpha_bar_t)), in float64 (+inf where alpha_bar is 1, -inf at 0)."""
     a = np.asarray(alphas_cumprod, dtype=np.float64)
     with np.errstate(divide="ignore"):
         return np.log(a) - np.log1p(-a)
