@@ -1,0 +1,362 @@
+"""The stage-independent training loop: AdamW, accumulation, clipping, EMA, warm-up, mixed precision,
+NaN guards, atomic checkpoints with exact resume, CSV log and loss plot.
+
+What a step does (``TrainingConfig`` names)::
+
+    lr = lr_at(step)                                   # linear warm-up, then constant
+    for a in range(grad_accum_steps):                  # micro-batches of batch_size samples
+        with autocast(bf16/fp16 on CUDA, off on CPU):  # forward and loss only
+            loss = task.loss(model, batch, indices, per-sample generators)
+        scaler.scale(loss / grad_accum_steps).backward()   # outside autocast
+    scaler.unscale_(optimizer); clip_grad_norm_(max_grad_norm)   # clip true gradients
+    scaler.step(optimizer); scaler.update(); ema.update(model)
+
+A NaN/inf loss (or, without a scaler, a non-finite gradient norm) skips the whole step with a
+warning naming it; ``max_nan_skips`` in a row raise ``FloatingPointError`` before anything
+non-finite reaches the weights. Exact resume: data order, noise, timesteps and dropouts are
+functions of (seed, global sample index) (``data_order``, ``randomness``), and a checkpoint
+stores everything else that changes (model, EMA, optimiser, scaler, RNG states, log window).
+Multi-process training (DDP) is prepared, not done: ``world_size``/``rank`` only slice batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, default_collate
+from tqdm.auto import tqdm
+
+from minifusion.training.checkpointing import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    list_checkpoints,
+    load_latest_checkpoint,
+    save_checkpoint,
+)
+from minifusion.training.config import TrainingConfig
+from minifusion.training.data_order import DataOrder, MicroBatchSampler
+from minifusion.training.ema import EMA
+from minifusion.training.metrics import CSVLogger, plot_loss_curve
+from minifusion.training.precision import resolve_device, resolve_precision
+from minifusion.training.randomness import get_rng_state, sample_generators, seed_everything, set_rng_state
+
+# Config fields that change which samples/noise a step sees: resuming with other values cannot reproduce a plain run.
+_STREAM_FIELDS = ("seed", "batch_size", "grad_accum_steps", "world_size", "shuffle")
+
+
+def warmup_lr(step: int, *, lr: float, warmup_steps: int) -> float:
+    """Learning rate of optimiser step ``step`` (0-based): ``lr * min(1, (step + 1) / warmup_steps)``."""
+    if warmup_steps <= 0:
+        return lr
+    return lr * min(1.0, (step + 1) / warmup_steps)
+
+
+def build_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters only; weight decay on matrices/kernels, not on biases and norms."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    if not decay and not no_decay:
+        raise ValueError("the model has no trainable parameters (all have requires_grad=False)")
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr, betas=config.betas,
+                             eps=config.adam_eps)
+
+
+def move_to_device(batch, device: torch.device):
+    """Tensors anywhere inside dicts/lists/tuples go to ``device``; everything else is left alone."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: move_to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to_device(v, device) for v in batch)
+    return batch
+
+
+@dataclass
+class TrainingResult:
+    step: int  # optimiser steps completed
+    last_loss: float  # mean loss of the last logged window (nan if none)
+    checkpoint: Path | None  # the newest checkpoint written
+    model_dir: Path | None  # exported weights (None unless the run reached config.steps)
+
+
+class Trainer:
+    """Train ``model`` on ``dataset`` with the loss of ``task``; all files go to ``out_dir``.
+
+    Args:
+        model: an ``nn.Module``, or a dict of modules (trained jointly, passed to the task as an
+            ``nn.ModuleDict``). Frozen parameters (``requires_grad=False``) are never updated.
+        task: an object with ``loss(model, batch, sample_indices, generators)``, or such a callable.
+        dataset: an indexed dataset (``len`` and ``[i]``; item i must be a pure function of i).
+        config: a ``TrainingConfig``.
+        out_dir: run folder: ``training_config.json``, ``log.csv``, ``loss.png``,
+            ``checkpoints/step_XXXXXX.pt``, ``model/`` (exported weights).
+        collate_fn: builds a batch from a list of items (default ``torch.utils.data.default_collate``).
+    """
+
+    def __init__(self, model: nn.Module | Mapping[str, nn.Module], task, dataset, config: TrainingConfig,
+                 out_dir: str | Path, *, collate_fn: Callable | None = None) -> None:
+        if not isinstance(config, TrainingConfig):
+            raise ValueError(f"config must be a TrainingConfig, got {type(config).__name__}")
+        if isinstance(model, Mapping):
+            model = nn.ModuleDict(dict(model))
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be an nn.Module or a dict of them, got {type(model).__name__}")
+        self.loss_fn = getattr(task, "loss", task)
+        if not callable(self.loss_fn):
+            raise ValueError(f"task must have a loss(model, batch, sample_indices, generators) method, got {task!r}")
+        if config.world_size > 1 and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            raise ValueError(f"world_size {config.world_size} needs an initialised torch.distributed process group "
+                             "(launch with torchrun) and a DDP-wrapped model; use world_size 1 otherwise")
+        self.config, self.task, self.dataset = config, task, dataset
+        self.collate_fn = collate_fn or default_collate
+        self.out_dir = Path(out_dir)
+        self.checkpoint_dir = self.out_dir / "checkpoints"
+        self.device = resolve_device(config.device)
+        self.precision = resolve_precision(config.mixed_precision, self.device)
+        self.model = model.to(self.device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(self.model, config)
+        self.scaler = self.precision.make_scaler()
+        self.ema = EMA(self.model, config.ema_decay, warmup=config.ema_warmup) if config.ema_decay > 0 else None
+        self.order = DataOrder(dataset_length=len(dataset), batch_size=config.batch_size,
+                               grad_accum_steps=config.grad_accum_steps, world_size=config.world_size,
+                               rank=config.rank, seed=config.seed, shuffle=config.shuffle)
+        self.logger = CSVLogger(self.out_dir / "log.csv")
+        self.is_main = config.rank == 0
+        self.step = 0  # optimiser steps completed (skipped NaN steps count: they consumed their data)
+        self.nan_streak = 0
+        self.last_checkpoint: Path | None = None
+        self._window = self._empty_window()
+        self._last_logged_loss = math.nan
+        self._wall_offset, self._session_start = 0.0, time.perf_counter()
+
+    # -- checkpoint state --------------------------------------------------------------------
+    @staticmethod
+    def _empty_window() -> dict:
+        return {"loss_sum": 0.0, "grad_norm_sum": 0.0, "steps": 0, "skipped": 0}
+
+    def _elapsed(self) -> float:
+        """Training wall time over all sessions of this run (seconds)."""
+        return self._wall_offset + (time.perf_counter() - self._session_start)
+
+    def checkpoint_state(self) -> dict:
+        """Everything needed to continue exactly (see ``minifusion.training.checkpointing``)."""
+        return {
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+            "step": self.step, "samples_seen": self.step * self.config.global_batch_size,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": get_rng_state(),
+            "config": self.config.to_dict(),
+            "log_window": dict(self._window),
+            "nan_streak": self.nan_streak,
+            "wall_time": self._elapsed(),
+        }
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        saved = state["config"]
+        changed = [f for f in _STREAM_FIELDS if saved.get(f) != getattr(self.config, f)]
+        if changed:
+            details = ", ".join(f"{f}: {saved.get(f)!r} -> {getattr(self.config, f)!r}" for f in changed)
+            warnings.warn(f"resuming with a different {details}; the run will not reproduce an uninterrupted one",
+                          stacklevel=3)
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            if state["ema"] is None:
+                raise ValueError("the checkpoint has no EMA weights but ema_decay > 0; set ema_decay=0 to resume it")
+            self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        self.step = int(state["step"])
+        self._window = dict(state.get("log_window") or self._empty_window())
+        self.nan_streak = int(state.get("nan_streak", 0))
+        self._wall_offset, self._session_start = float(state.get("wall_time", 0.0)), time.perf_counter()
+
+    def save_checkpoint(self) -> Path | None:
+        if not self.is_main:
+            return None
+        self.last_checkpoint = save_checkpoint(self.checkpoint_state(), self.checkpoint_dir, self.step,
+                                               keep=self.config.keep_checkpoints)
+        return self.last_checkpoint
+
+    def resume(self) -> Path | None:
+        """Load the newest good checkpoint of ``out_dir`` (warning about bad newer ones); None if there is none."""
+        found = load_latest_checkpoint(self.checkpoint_dir, map_location=self.device)
+        if found is None:
+            return None
+        path, state = found
+        self.load_checkpoint_state(state)
+        self.last_checkpoint = path
+        return path
+
+    # -- the loop ----------------------------------------------------------------------------
+    def train(self, *, resume: bool = False, max_steps: int | None = None) -> TrainingResult:
+        """Train until ``config.steps`` (or ``max_steps``, then checkpoint and return).
+
+        ``resume=True`` continues from the newest good checkpoint in ``out_dir`` (from scratch if
+        there is none). Without it, ``out_dir`` must not hold an earlier run's log or checkpoints.
+        """
+        cfg = self.config
+        end = cfg.steps if max_steps is None else min(int(max_steps), cfg.steps)
+        seed_everything(cfg.seed)
+        self._session_start = time.perf_counter()
+        if resume:
+            self.resume()
+        elif list_checkpoints(self.checkpoint_dir) or self.logger.path.is_file():
+            raise ValueError(f"{str(self.out_dir)!r} already holds a training run; pass resume=True to continue it "
+                             "or choose an empty out_dir")
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.out_dir / "training_config.json")
+            self.logger.truncate_after(self.step)  # rows a crashed run wrote after its last checkpoint
+        start = self.step
+        loader = DataLoader(self.dataset, batch_sampler=MicroBatchSampler(self.order, start, end),
+                            num_workers=cfg.num_workers, collate_fn=self.collate_fn,
+                            pin_memory=self.device.type == "cuda",
+                            generator=torch.Generator().manual_seed(cfg.seed))  # keeps the global RNG untouched
+        batches = iter(loader)
+        bar = tqdm(total=cfg.steps, initial=start, desc="train", disable=not (cfg.progress and self.is_main),
+                   dynamic_ncols=True)
+        window_start = time.perf_counter()
+        try:
+            for step in range(start, end):
+                loss, grad_norm, skipped = self._train_step(step, batches)
+                self.step = step + 1
+                w = self._window
+                w["steps"] += 1
+                if skipped:
+                    w["skipped"] += 1
+                else:
+                    w["loss_sum"] += loss
+                    w["grad_norm_sum"] += grad_norm
+                    bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    now = time.perf_counter()
+                    self._write_log_row(now - window_start, self._elapsed())
+                    window_start = now
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self._checkpoint_and_plot()
+        finally:
+            bar.close()
+        saved_now = self.last_checkpoint is not None and self.last_checkpoint.name == f"step_{self.step:06d}.pt"
+        if self.step == end and not saved_now:
+            self._checkpoint_and_plot()
+        model_dir = self.export() if self.step == cfg.steps and self.is_main else None
+        return TrainingResult(self.step, self._last_logged_loss, self.last_checkpoint, model_dir)
+
+    def _write_log_row(self, window_seconds: float, wall_time: float) -> None:
+        w = self._window
+        good = w["steps"] - w["skipped"]
+        loss = w["loss_sum"] / good if good else math.nan
+        row = {"step": self.step, "loss": loss, "lr": float(self.optimizer.param_groups[0]["lr"]),
+               "grad_norm": w["grad_norm_sum"] / good if good else math.nan, "skipped": w["skipped"],
+               "steps_per_sec": w["steps"] / max(window_seconds, 1e-9), "wall_time": wall_time}
+        if self.is_main:
+            self.logger.log(row)
+        self._last_logged_loss = loss
+        self._window = self._empty_window()
+
+    def _checkpoint_and_plot(self) -> None:
+        self.save_checkpoint()
+        if self.is_main and self.config.plot_loss and self.logger.path.is_file():
+            plot_loss_curve(self.logger.path)
+
+    def _train_step(self, step: int, batches) -> tuple[float, float, bool]:
+        """One optimiser step; returns (mean loss, grad norm, skipped)."""
+        cfg = self.config
+        self.model.train()
+        lr = warmup_lr(step, lr=cfg.lr, warmup_steps=cfg.warmup_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        losses, problem = [], None
+        for a in range(cfg.grad_accum_steps):
+            indices = self.order.global_indices(step, a)
+            batch = next(batches)  # always consumed, so the stream stays aligned after a skipped step
+            if problem is not None:
+                continue
+            batch = move_to_device(batch, self.device)
+            with self.precision.autocast():
+                loss = self.loss_fn(self.model, batch, indices, sample_generators(cfg.seed, indices))
+            if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+                shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+                raise ValueError(f"task.loss must return a scalar tensor (the mean over samples), got {shape}")
+            if not torch.isfinite(loss):
+                problem = f"loss is {loss.item()} (micro-batch {a}, samples {indices[0]}..{indices[-1]})"
+                continue
+            losses.append(loss.detach().float())
+            self.scaler.scale(loss / cfg.grad_accum_steps).backward()  # outside autocast
+        if problem is not None:
+            return self._skip(step, problem)
+        self.scaler.unscale_(self.optimizer)  # true gradients before clipping
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm or math.inf)
+        if not self.scaler.is_enabled() and not torch.isfinite(grad_norm):
+            return self._skip(step, f"gradient norm is {grad_norm.item()}")
+        scale_before = self.scaler.get_scale() if self.scaler.is_enabled() else None
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        # fp16: the scaler skips steps with inf/NaN gradients and lowers the scale (normal; not a NaN loss).
+        stepped = scale_before is None or self.scaler.get_scale() >= scale_before
+        if stepped and self.ema is not None:
+            self.ema.update(self.model)
+        self.nan_streak = 0
+        return float(torch.stack(losses).mean()), float(grad_norm), False
+
+    def _skip(self, step: int, problem: str) -> tuple[float, float, bool]:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.nan_streak += 1
+        limit = self.config.max_nan_skips
+        first = step + 2 - self.nan_streak
+        if self.nan_streak >= limit:
+            where = f" (last good checkpoint: {str(self.last_checkpoint)!r})" if self.last_checkpoint else ""
+            raise FloatingPointError(
+                f"non-finite loss or gradients in {self.nan_streak} consecutive steps ({first}..{step + 1}), "
+                f"the limit max_nan_skips={limit}; stopping before NaN reaches the weights, which are unchanged "
+                f"since step {first - 1}{where}. Try a lower lr, mixed_precision='no', or check the data."
+            )
+        warnings.warn(f"step {step + 1}: {problem}; skipped this step without updating the weights "
+                      f"({self.nan_streak} of at most {limit - 1} in a row)", RuntimeWarning, stacklevel=3)
+        return math.nan, math.nan, True
+
+    # -- export ------------------------------------------------------------------------------
+    def export(self, path: str | Path | None = None, *, use_ema: bool = True) -> Path:
+        """Save final weights (EMA by default) with ``save_pretrained``; a dict model gets one subfolder per module."""
+        path = Path(path) if path is not None else self.out_dir / "model"
+        use_ema = use_ema and self.ema is not None
+        with self.ema.average_parameters(self.model) if use_ema else contextlib.nullcontext():
+            if isinstance(self.model, nn.ModuleDict):
+                for name, module in self.model.items():
+                    _save_module(module, path / name)
+            else:
+                _save_module(self.model, path)
+        return path
+
+
+def _save_module(module: nn.Module, directory: Path) -> None:
+    if hasattr(module, "save_pretrained"):
+        module.save_pretrained(directory)
+        return
+    from safetensors.torch import save as save_tensors
+
+    from minifusion.models.modeling_utils import WEIGHTS_NAME, atomic_write_bytes
+
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
+    atomic_write_bytes(directory / WEIGHTS_NAME, save_tensors(state))
