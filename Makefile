@@ -8,6 +8,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.minifusion-installed
 # pytest workers; notebooks and tests are independent. 'make test JOBS=1' for a serial run.
 JOBS   ?= 2
+# JupyterLab refuses to run as root unless told (containers, CI images); LAB_ARGS adds e.g. --port.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: setup demo test test-unit test-notebooks lab clean help
 
@@ -37,7 +39,7 @@ test-notebooks: $(STAMP)
 	MINIFUSION_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -n $(JOBS) -q notebooks --nbval-lax --nbval-current-env
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab notebooks $(LAB_ARGS)
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
