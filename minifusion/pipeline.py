@@ -1,0 +1,363 @@
+"""``FusionFramesPipeline``: text -> keyframes -> interpolation -> decoded video.
+
+FusionFrames / Kandinsky Video 1.0 (Arkhipkin et al., arXiv 2311.13073), at toy scale:
+
+1. keyframes (section 3.1): the keyframe U-Net samples K keyframe latents (B, 4, K, 16, 16) at
+   source positions 0, 4, 8, ... with classifier-free guidance ``uncond + s * (cond - uncond)``
+   (diffusers' s; the paper's w = s - 1, its w = 5 is s = 6) and dynamic thresholding of the
+   predicted x0 at the 0.98 quantile *relative to the latents' range* R (``settings.latent_range``,
+   measured on training latents; latents are never clipped to [-1, 1], DESIGN.md section 9);
+2. interpolation (section 3.2): 0, 1 or 2 passes of the pair-wise interpolator, K -> 4K - 3 ->
+   16K - 15 frames (8 -> 29 -> 113), with context guidance (s = 1.25 is the paper's w = 0.25);
+3. decoding in chunks of ``decode_chunk_size`` frames with the image decoder or, when the folder
+   has one, the video decoder (section 3.3, ``decoder="image" | "video"``).
+
+Every random draw comes from ``generator`` (CPU): the same seed gives the same video. Outputs
+(``output_type``): "np" (B, F, H, W, C) float32 in [0, 1]; "pt" (B, C, F, H, W) float32 in [0, 1]
+(the package's channels-first video layout; give ``value_range=(0, 1)`` to ``minifusion.viz``);
+"pil" a list (per video) of lists (per frame) of PIL images; "latent" the latents (B, 4, F, h, w).
+The folder layout is described in ``minifusion.pipelines.model_index``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from minifusion.diffusion import DDIMScheduler, DDPMScheduler
+from minifusion.models import Autoencoder, InterpolationUNet, KeyframeUNet, TextEncoder
+from minifusion.models.tokenizer import check_prompts
+from minifusion.pipelines.denoising import check_guidance_scale, check_steps
+from minifusion.pipelines.interpolation import interpolate_pass, interpolation_frame_skips
+from minifusion.pipelines.keyframes import check_negative_prompt, sample_keyframes
+from minifusion.pipelines.model_index import (
+    MODEL_INDEX_NAME,
+    SCHEDULER_CONFIG_NAME,
+    SCHEDULER_COMPONENTS,
+    PipelineSettings,
+    _read_json,
+    model_index_dict,
+    read_model_index,
+    write_json,
+)
+
+OUTPUT_TYPES = ("np", "pt", "pil", "latent")
+DECODERS = ("image", "video")
+SCHEDULERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler}
+SCHEDULER_CLASSES = {"DDPMScheduler": DDPMScheduler, "DDIMScheduler": DDIMScheduler}
+MODEL_CLASSES = {"Autoencoder": Autoencoder, "TextEncoder": TextEncoder, "KeyframeUNet": KeyframeUNet,
+                 "InterpolationUNet": InterpolationUNet}
+
+
+@dataclass
+class FusionFramesPipelineOutput:
+    frames: Any  # the video in ``output_type`` (np: (B, F, H, W, C) in [0, 1])
+    keyframes: Any  # the decoded keyframes, same convention (B, K, ...)
+    keyframe_indices: list[int]  # where the keyframes sit in ``frames`` (0, 4, 8, ... after one pass)
+
+
+def _load_scheduler(path: Path, class_name: str):
+    config = _read_json(path)
+    saved = config.pop("_class_name", class_name)
+    if saved != class_name:
+        raise ValueError(f"{str(path)!r} holds a {saved!r} but model_index.json says {class_name!r}")
+    try:
+        return SCHEDULER_CLASSES[class_name].from_config(config)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"scheduler file {str(path)!r} is corrupt: {e}") from None
+
+
+class FusionFramesPipeline:
+    """Text-to-video with the FusionFrames components (see the module docstring).
+
+    Build with ``from_pretrained(folder)`` or from components; models are put in eval mode.
+    ``interpolation_unet`` / ``interpolation_scheduler`` may be None (keyframes only: passes = 0).
+    """
+
+    def __init__(
+        self,
+        *,
+        autoencoder: Autoencoder,
+        text_encoder: TextEncoder,
+        keyframe_unet: KeyframeUNet,
+        scheduler,
+        settings: PipelineSettings,
+        interpolation_unet: InterpolationUNet | None = None,
+        interpolation_scheduler=None,
+        video_decoder: Autoencoder | None = None,
+    ) -> None:
+        if not isinstance(settings, PipelineSettings):
+            raise ValueError(f"settings must be a PipelineSettings, got {type(settings).__name__}")
+        if (interpolation_unet is None) != (interpolation_scheduler is None):
+            raise ValueError("interpolation_unet and interpolation_scheduler must be given together")
+        self.autoencoder, self.text_encoder, self.keyframe_unet = autoencoder, text_encoder, keyframe_unet
+        self.interpolation_unet, self.video_decoder = interpolation_unet, video_decoder
+        self.scheduler, self.interpolation_scheduler = scheduler, interpolation_scheduler
+        self.settings = settings
+        self.use_autocast = True  # bf16/fp16 autocast when on CUDA (never on the CPU)
+        self._progress_bar_config: dict[str, Any] = {}
+        self._check_components()
+        for model in self.models.values():
+            model.eval()
+
+    # -- components ---------------------------------------------------------------------------
+    @property
+    def models(self) -> dict[str, torch.nn.Module]:
+        names = ("autoencoder", "text_encoder", "keyframe_unet", "interpolation_unet", "video_decoder")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+    @property
+    def components(self) -> dict[str, Any]:
+        return {**self.models, **{n: getattr(self, n) for n in SCHEDULER_COMPONENTS if getattr(self, n) is not None}}
+
+    def _check_components(self) -> None:
+        for name, cls in (("autoencoder", Autoencoder), ("text_encoder", TextEncoder),
+                          ("keyframe_unet", KeyframeUNet), ("interpolation_unet", InterpolationUNet),
+                          ("video_decoder", Autoencoder)):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, cls):
+                raise ValueError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
+        latent, kf = self.autoencoder.config.latent_channels, self.keyframe_unet.config
+        if kf.in_channels != latent or kf.cross_attention_dim != self.text_encoder.config.hidden_size:
+            raise ValueError(f"keyframe_unet takes {kf.in_channels} channels and text width {kf.cross_attention_dim}; "
+                             f"the autoencoder has {latent} latent channels and the text encoder width "
+                             f"{self.text_encoder.config.hidden_size}")
+        pairs = [("scheduler", self.scheduler, kf.prediction_type, "keyframe_unet")]
+        if self.interpolation_unet is not None:
+            if self.interpolation_unet.latent_channels != latent:
+                raise ValueError(f"interpolation_unet works on {self.interpolation_unet.latent_channels}-channel "
+                                 f"latents, the autoencoder has {latent}")
+            pairs.append(("interpolation_scheduler", self.interpolation_scheduler,
+                          self.interpolation_unet.config.prediction_type, "interpolation_unet"))
+        if self.video_decoder is not None and self.video_decoder.config.latent_channels != latent:
+            raise ValueError(f"video_decoder takes {self.video_decoder.config.latent_channels} latent channels, "
+                             f"the autoencoder has {latent}")
+        for name, sched, prediction_type, model in pairs:
+            if not isinstance(sched, (DDPMScheduler, DDIMScheduler)):
+                raise ValueError(f"{name} must be a DDPMScheduler or DDIMScheduler, got {type(sched).__name__}")
+            if sched.config["prediction_type"] != prediction_type:
+                raise ValueError(f"{name} expects {sched.config['prediction_type']!r} outputs but {model} was "
+                                 f"trained for {prediction_type!r}")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.keyframe_unet.parameters()).device
+
+    def to(self, device: str | torch.device) -> FusionFramesPipeline:
+        for model in self.models.values():
+            model.to(device)
+        return self
+
+    def set_progress_bar_config(self, **kwargs: Any) -> None:
+        """tqdm arguments for every sampling loop, e.g. ``disable=True``."""
+        self._progress_bar_config = dict(kwargs)
+
+    # -- persistence --------------------------------------------------------------------------
+    def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
+        """One folder: a subfolder per component and ``model_index.json`` (written last)."""
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, model in self.models.items():
+            model.save_pretrained(folder / name)
+        for name in SCHEDULER_COMPONENTS:
+            sched = getattr(self, name)
+            if sched is not None:
+                write_json(folder / name / SCHEDULER_CONFIG_NAME, {"_class_name": type(sched).__name__,
+                                                                   **sched.config})
+        classes = {name: type(c).__name__ for name, c in self.components.items()}
+        write_json(folder / MODEL_INDEX_NAME, model_index_dict(classes, self.settings))
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, *, device: str | torch.device | None = None,
+                        ) -> FusionFramesPipeline:
+        """Load a pipeline folder; a missing, incomplete or corrupt file raises ValueError naming it."""
+        folder = Path(folder)
+        classes, settings = read_model_index(folder)
+        parts: dict[str, Any] = {}
+        for name, class_name in classes.items():
+            if name in SCHEDULER_COMPONENTS:
+                parts[name] = _load_scheduler(folder / name / SCHEDULER_CONFIG_NAME, class_name)
+            else:
+                if not (folder / name).is_dir():
+                    raise ValueError(f"pipeline folder {str(folder)!r} is incomplete: model_index.json lists "
+                                     f"{name!r} but the folder {str(folder / name)!r} is missing")
+                parts[name] = MODEL_CLASSES[class_name].from_pretrained(folder / name)
+        pipe = cls(settings=settings, **parts)
+        return pipe.to(device) if device is not None else pipe
+
+    # -- sampling -----------------------------------------------------------------------------
+    def _schedulers(self, scheduler: str | None, thresholding: bool) -> tuple[Any, Any]:
+        """Fresh copies of the two schedulers (the stored ones are never mutated), with the
+        thresholding of ``settings`` applied."""
+        if scheduler is not None and scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler {scheduler!r} is not one of {', '.join(map(repr, SCHEDULERS))} or None")
+        s = self.settings
+        overrides = dict(thresholding=True, dynamic_thresholding_ratio=s.dynamic_thresholding_ratio,
+                         clip_sample_range=s.latent_range, sample_max_value=s.threshold_max_value,
+                         clip_sample=False) if thresholding else {}
+        out = []
+        for sched in (self.scheduler, self.interpolation_scheduler):
+            if sched is None:
+                out.append(None)
+                continue
+            kind = SCHEDULERS[scheduler] if scheduler is not None else type(sched)
+            out.append(kind.from_config(sched.config, **overrides))
+        return out[0], out[1]
+
+    def _check_call(self, prompt, negative_prompt, num_keyframes, interpolation_passes, output_type, decoder,
+                    generator) -> list[str]:
+        prompts = check_prompts(prompt)
+        if negative_prompt is not None:
+            check_negative_prompt(negative_prompt, len(prompts))
+        if isinstance(num_keyframes, bool) or not isinstance(num_keyframes, int) or num_keyframes < 2:
+            raise ValueError(f"num_keyframes must be an int >= 2 (interpolation needs pairs), got {num_keyframes!r}")
+        if isinstance(interpolation_passes, bool) or interpolation_passes not in (0, 1, 2):
+            raise ValueError(f"interpolation_passes {interpolation_passes!r} is not one of 0, 1, 2")
+        if interpolation_passes and self.interpolation_unet is None:
+            raise ValueError(f"interpolation_passes={interpolation_passes} needs an interpolation_unet; this "
+                             "pipeline has none (train the interpolation stage, or pass interpolation_passes=0)")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type {output_type!r} is not one of {', '.join(map(repr, OUTPUT_TYPES))}")
+        if decoder is not None and decoder not in DECODERS:
+            raise ValueError(f"decoder {decoder!r} is not one of 'image', 'video' or None")
+        if decoder == "video" and self.video_decoder is None:
+            raise ValueError("decoder='video' needs a video_decoder; this pipeline has none (use decoder='image')")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        return prompts
+
+    def __call__(
+        self,
+        prompt: str | list[str],
+        negative_prompt: str | list[str] | None = None,
+        num_keyframes: int = 8,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        interpolation_passes: int = 1,
+        interpolation_guidance_scale: float | None = None,
+        generator: torch.Generator | None = None,
+        output_type: str = "np",
+        callback_on_step_end: Callable | None = None,
+        return_dict: bool = True,
+        *,
+        interpolation_num_inference_steps: int | None = None,
+        scheduler: str | None = None,
+        eta: float = 0.0,
+        decoder: str | None = None,
+        decode_chunk_size: int | None = None,
+        dynamic_thresholding: bool | None = None,
+        progress: bool | None = None,
+    ) -> FusionFramesPipelineOutput | tuple[Any, Any]:
+        """Generate videos for ``prompt`` (one video per prompt).
+
+        Args:
+            prompt: a str or a list of str. Unknown words give a warning and become ``<unk>``.
+            negative_prompt: None (the learned null embedding is the unconditional input), a str
+                for every prompt, or one str per prompt.
+            num_keyframes: K >= 2 keyframes at source positions 0, s, 2s, ... (s = settings.keyframe_frame_skip).
+            num_inference_steps, guidance_scale: keyframe steps and guidance s (None: from settings).
+            interpolation_passes: 0, 1 or 2 -> K, 4K - 3 or 16K - 15 frames.
+            interpolation_guidance_scale: context guidance s (None: settings, 1.25).
+            generator: a torch.Generator (CPU recommended) for every random draw.
+            output_type: "np", "pt", "pil" or "latent" (see the module docstring).
+            callback_on_step_end: ``fn(pipe, step_index, timestep, callback_kwargs) -> dict | None``,
+                called after every step of every stage; ``callback_kwargs["stage"]`` is "keyframes",
+                "interpolation_1" or "interpolation_2"; returning ``{"latents": x}`` replaces the latents.
+            return_dict: False returns ``(frames, keyframes)``.
+            interpolation_num_inference_steps: steps per interpolation pass (None: settings).
+            scheduler: "ddpm" or "ddim" for both stages; None = the pipeline's own schedulers.
+            eta: DDIM's eta (0 = deterministic), ignored by DDPM.
+            decoder: "image", "video" or None (the video decoder when the pipeline has one).
+            decode_chunk_size: frames decoded at a time (None: settings).
+            dynamic_thresholding: None = settings; False samples with the schedulers as configured.
+            progress: False hides the progress bars (None: ``set_progress_bar_config``).
+        """
+        s = self.settings
+        prompts = self._check_call(prompt, negative_prompt, num_keyframes, interpolation_passes, output_type,
+                                   decoder, generator)
+        steps = check_steps("num_inference_steps", s.num_inference_steps if num_inference_steps is None
+                            else num_inference_steps)
+        interp_steps = check_steps("interpolation_num_inference_steps", s.interpolation_num_inference_steps
+                                   if interpolation_num_inference_steps is None else interpolation_num_inference_steps)
+        scale = check_guidance_scale("guidance_scale", s.guidance_scale if guidance_scale is None else guidance_scale)
+        interp_scale = check_guidance_scale("interpolation_guidance_scale", s.interpolation_guidance_scale
+                                            if interpolation_guidance_scale is None else interpolation_guidance_scale)
+        chunk = check_steps("decode_chunk_size",
+                            s.decode_chunk_size if decode_chunk_size is None else decode_chunk_size)
+        self._warn_unknown_words(prompts, negative_prompt)
+        keyframe_scheduler, interp_scheduler = self._schedulers(
+            scheduler, s.dynamic_thresholding if dynamic_thresholding is None else bool(dynamic_thresholding))
+        bar = dict(self._progress_bar_config)
+        if progress is not None:
+            bar["disable"] = not progress
+        device = self.device
+        loop = dict(pipe=self, callback_on_step_end=callback_on_step_end, progress_bar_config=bar,
+                    use_autocast=self.use_autocast)
+
+        def step_kwargs(sched) -> dict:
+            return {"eta": eta} if isinstance(sched, DDIMScheduler) else {}
+
+        with torch.inference_mode():
+            keyframes = sample_keyframes(
+                self.keyframe_unet, self.text_encoder, keyframe_scheduler, prompts, negative_prompt=negative_prompt,
+                num_keyframes=num_keyframes, frame_skip=s.keyframe_frame_skip, num_inference_steps=steps,
+                guidance_scale=scale, generator=generator, latent_size=self.keyframe_unet.config.sample_size,
+                device=device, step_kwargs=step_kwargs(keyframe_scheduler), **loop,
+            )  # (B, 4, K, h, w)
+            latents = keyframes
+            per_pair = self.interpolation_unet.config.frames_per_pair if interpolation_passes else 3
+            skips = interpolation_frame_skips(s.keyframe_frame_skip, interpolation_passes, per_pair)
+            for k, frame_skip in enumerate(skips):
+                latents = interpolate_pass(
+                    self.interpolation_unet, interp_scheduler, latents, frame_skip=frame_skip,
+                    num_inference_steps=interp_steps, guidance_scale=interp_scale, generator=generator,
+                    stage=f"interpolation_{k + 1}", step_kwargs=step_kwargs(interp_scheduler), **loop,
+                )  # (B, 4, 4F - 3, h, w)
+            stride = (latents.shape[2] - 1) // (num_keyframes - 1)
+            indices = list(range(0, latents.shape[2], stride))
+            frames = self._postprocess(latents, output_type, decoder, chunk)
+            keyframe_out = self._postprocess(keyframes, output_type, decoder, chunk)
+        if not return_dict:
+            return frames, keyframe_out
+        return FusionFramesPipelineOutput(frames=frames, keyframes=keyframe_out, keyframe_indices=indices)
+
+    def _warn_unknown_words(self, prompts: list[str], negative_prompt: Any) -> None:
+        """One warning, pointing at the caller, for words outside the vocabulary (they become <unk>)."""
+        texts = prompts + ([negative_prompt] if isinstance(negative_prompt, str) else list(negative_prompt or []))
+        unknown = self.text_encoder.tokenizer.unknown_words([t for t in texts if isinstance(t, str)] or [""])
+        if unknown:
+            warnings.warn(f"words not in the vocabulary, encoded as <unk>: {unknown}", UserWarning, stacklevel=3)
+
+    # -- decoding -----------------------------------------------------------------------------
+    def decode_latents(self, latents: torch.Tensor, *, decoder: str | None = None,
+                       chunk_size: int | None = None) -> torch.Tensor:
+        """Latents (B, 4, F, h, w) -> frames (B, 3, F, H, W) in [-1, 1] (clamped), ``chunk_size`` frames at a time."""
+        use_video = decoder == "video" or (decoder is None and self.video_decoder is not None)
+        model = self.video_decoder if use_video else self.autoencoder
+        param = next(model.parameters())
+        chunk = chunk_size or self.settings.decode_chunk_size
+        return model.decode(latents.to(param.device, param.dtype), chunk_size=chunk).float().clamp(-1, 1)
+
+    def _postprocess(self, latents: torch.Tensor, output_type: str, decoder: str | None, chunk: int):
+        if output_type == "latent":
+            return latents
+        video = (self.decode_latents(latents, decoder=decoder, chunk_size=chunk) + 1) / 2  # (B, 3, F, H, W) in [0, 1]
+        if output_type == "pt":
+            return video.cpu()
+        frames = rearrange(video, "b c f h w -> b f h w c").cpu().numpy().astype(np.float32)
+        if output_type == "np":
+            return frames
+        from PIL import Image
+
+        pixels = (frames * 255).round().astype(np.uint8)
+        if pixels.shape[-1] == 1:  # grey: PIL wants (H, W)
+            pixels = pixels[..., 0]
+        return [[Image.fromarray(frame) for frame in clip] for clip in pixels]

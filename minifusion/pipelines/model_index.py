@@ -1,0 +1,224 @@
+"""The pipeline folder: ``model_index.json``, its settings, and finding the shipped checkpoint.
+
+A pipeline folder (diffusers-style: one subfolder per component) holds::
+
+    PIPE/model_index.json                           components -> class names, plus ``settings``
+    PIPE/autoencoder/{config.json,model.safetensors}        latent autoencoder (image decoder)
+    PIPE/text_encoder/{config.json,model.safetensors}       text encoder (vocabulary in its config)
+    PIPE/keyframe_unet/{config.json,model.safetensors}      KeyframeUNet (epsilon prediction)
+    PIPE/interpolation_unet/{config.json,model.safetensors} InterpolationUNet (v-prediction); optional
+    PIPE/scheduler/scheduler_config.json                    keyframe sampler (cosine, epsilon)
+    PIPE/interpolation_scheduler/scheduler_config.json      interpolation sampler (cosine, v); optional
+    PIPE/video_decoder/{config.json,model.safetensors}      Autoencoder with a temporal decoder; optional
+
+Each model folder is that model's ``save_pretrained`` output; each scheduler file is
+``{"_class_name": "DDPMScheduler", **scheduler.config}``. ``model_index.json``::
+
+    {"_class_name": "FusionFramesPipeline", "_minifusion_version": "0.1.0",
+     "components": {"autoencoder": "Autoencoder", "text_encoder": "TextEncoder", ...},
+     "settings": {"latent_range": 3.2, "keyframe_frame_skip": 4, ...}}
+
+Other entries of the folder (``unet/`` of the T2I stage, ``runs/``) are ignored. Training
+recipes write the components stage by stage and call ``write_model_index(folder, ...)`` to
+(re)write the index from the component folders present.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from minifusion.models.modeling_utils import CONFIG_NAME, atomic_write_bytes
+
+MODEL_INDEX_NAME = "model_index.json"
+SCHEDULER_CONFIG_NAME = "scheduler_config.json"
+PIPELINE_CLASS_NAME = "FusionFramesPipeline"
+
+# component -> class names it may hold; the first four must be present, the rest are optional
+COMPONENT_CLASSES: dict[str, tuple[str, ...]] = {
+    "autoencoder": ("Autoencoder",),
+    "text_encoder": ("TextEncoder",),
+    "keyframe_unet": ("KeyframeUNet",),
+    "scheduler": ("DDPMScheduler", "DDIMScheduler"),
+    "interpolation_unet": ("InterpolationUNet",),
+    "interpolation_scheduler": ("DDPMScheduler", "DDIMScheduler"),
+    "video_decoder": ("Autoencoder",),
+}
+REQUIRED_COMPONENTS = ("autoencoder", "text_encoder", "keyframe_unet", "scheduler")
+SCHEDULER_COMPONENTS = ("scheduler", "interpolation_scheduler")
+# where ``pretrained`` looks: data_samples/checkpoints of the repository (editable install)
+CHECKPOINTS_DIR = Path(__file__).resolve().parents[2] / "data_samples" / "checkpoints"
+
+
+@dataclass
+class PipelineSettings:
+    """What the pipeline needs besides the weights (stored under "settings" in model_index.json)."""
+
+    latent_range: float  # R: the clean latents lie in [-R, R] (e.g. 99.9th percentile of |latents| on data)
+    keyframe_frame_skip: int = 4  # source frames between neighbouring keyframes (frame positions 0, 4, 8, ...)
+    dynamic_thresholding: bool = True  # threshold the predicted x0 relative to latent_range at every step
+    dynamic_thresholding_ratio: float = 0.98  # its quantile (the release uses 0.98)
+    sample_max_value: float | None = None  # largest threshold in latent units; None = 1.5 * latent_range
+    num_inference_steps: int = 50  # default keyframe sampling steps
+    guidance_scale: float = 6.0  # default keyframe guidance s (paper w = 5)
+    interpolation_num_inference_steps: int = 50  # default interpolation sampling steps per pass
+    interpolation_guidance_scale: float = 1.25  # default context guidance s (paper w = 0.25)
+    decode_chunk_size: int = 8  # frames decoded at a time (the video decoder's clip length)
+
+    def __post_init__(self) -> None:
+        for name in ("latent_range", "dynamic_thresholding_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if self.dynamic_thresholding_ratio > 1:
+            raise ValueError(f"dynamic_thresholding_ratio must be in (0, 1], got {self.dynamic_thresholding_ratio!r}")
+        if not isinstance(self.dynamic_thresholding, bool):
+            raise ValueError(f"dynamic_thresholding must be True or False, got {self.dynamic_thresholding!r}")
+        if self.sample_max_value is not None:
+            v = self.sample_max_value
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < self.latent_range:
+                raise ValueError(f"sample_max_value must be None or a finite number >= latent_range "
+                                 f"({self.latent_range!r}), got {v!r}")
+        for name in ("keyframe_frame_skip", "num_inference_steps", "interpolation_num_inference_steps",
+                     "decode_chunk_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        for name in ("guidance_scale", "interpolation_guidance_scale"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+    @property
+    def threshold_max_value(self) -> float:
+        """The largest dynamic threshold, in latent units."""
+        return 1.5 * self.latent_range if self.sample_max_value is None else float(self.sample_max_value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, source: str = "settings") -> PipelineSettings:
+        """Build from a dict; unknown keys or a missing ``latent_range`` raise ValueError naming ``source``."""
+        if not isinstance(values, dict):
+            raise ValueError(f"{source}: settings must be a JSON object, got {type(values).__name__}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ValueError(f"{source}: unknown pipeline settings {unknown}; allowed: {sorted(fields)}")
+        if "latent_range" not in values:
+            raise ValueError(f"{source} is incomplete: settings has no 'latent_range' (the latents' range for "
+                             "dynamic thresholding, e.g. sample_range_from_data(latents, 0.999))")
+        try:
+            return cls(**values)
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise ValueError(f"pipeline folder {str(path.parent)!r} is incomplete: missing {path.name} ({str(path)!r})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"file {str(path)!r} is corrupt (not valid JSON): {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"file {str(path)!r} is corrupt: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def write_json(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    return path
+
+
+def read_model_index(folder: str | os.PathLike) -> tuple[dict[str, str], PipelineSettings]:
+    """(components -> class name, settings) from ``folder/model_index.json``; bad content raises ValueError."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"pipeline folder {str(folder)!r} does not exist")
+    path = folder / MODEL_INDEX_NAME
+    index = _read_json(path)
+    if index.get("_class_name", PIPELINE_CLASS_NAME) != PIPELINE_CLASS_NAME:
+        raise ValueError(f"{str(path)!r} describes a {index['_class_name']!r}, not a {PIPELINE_CLASS_NAME}")
+    components = index.get("components")
+    if not isinstance(components, dict):
+        raise ValueError(f"{str(path)!r} is incomplete: no 'components' object")
+    components = {k: v for k, v in components.items() if v is not None}
+    unknown = sorted(set(components) - set(COMPONENT_CLASSES))
+    if unknown:
+        raise ValueError(f"{str(path)!r} names unknown components {unknown}; allowed: {sorted(COMPONENT_CLASSES)}")
+    missing = [c for c in REQUIRED_COMPONENTS if c not in components]
+    if missing:
+        raise ValueError(f"{str(path)!r} is incomplete: no entry for {missing}")
+    for name, class_name in components.items():
+        if class_name not in COMPONENT_CLASSES[name]:
+            raise ValueError(f"{str(path)!r}: component {name!r} is a {class_name!r}, expected one of "
+                             f"{', '.join(map(repr, COMPONENT_CLASSES[name]))}")
+    if ("interpolation_unet" in components) != ("interpolation_scheduler" in components):
+        raise ValueError(f"{str(path)!r}: 'interpolation_unet' and 'interpolation_scheduler' come together; "
+                         f"got only one of them")
+    return components, PipelineSettings.from_dict(index.get("settings", {}), source=repr(str(path)))
+
+
+def model_index_dict(components: dict[str, str], settings: PipelineSettings) -> dict:
+    from minifusion import __version__
+
+    return {"_class_name": PIPELINE_CLASS_NAME, "_minifusion_version": __version__,
+            "components": dict(sorted(components.items())), "settings": settings.to_dict()}
+
+
+def write_model_index(folder: str | os.PathLike, settings: PipelineSettings | dict | None = None,
+                      **setting_overrides: Any) -> Path:
+    """(Re)write ``folder/model_index.json`` from the component folders present in ``folder``.
+
+    Class names come from each component's ``config.json`` (``_class_name``) or
+    ``scheduler_config.json``. Settings: ``settings`` (a ``PipelineSettings`` or dict), else
+    those of an existing index, updated with ``setting_overrides``; ``latent_range`` must be
+    known. For training recipes: call it after each stage, e.g.
+    ``write_model_index(out, latent_range=sample_range_from_data(latents, 0.999))``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"pipeline folder {str(folder)!r} does not exist")
+    components: dict[str, str] = {}
+    for name in COMPONENT_CLASSES:
+        file = folder / name / (SCHEDULER_CONFIG_NAME if name in SCHEDULER_COMPONENTS else CONFIG_NAME)
+        if file.is_file():
+            class_name = _read_json(file).get("_class_name")
+            if class_name not in COMPONENT_CLASSES[name]:
+                raise ValueError(f"{str(file)!r} holds a {class_name!r}, expected one of {COMPONENT_CLASSES[name]}")
+            components[name] = class_name
+    if settings is None:
+        previous = folder / MODEL_INDEX_NAME
+        values = _read_json(previous).get("settings", {}) if previous.is_file() else {}
+    else:
+        values = settings.to_dict() if isinstance(settings, PipelineSettings) else dict(settings)
+    settings = PipelineSettings.from_dict({**values, **setting_overrides}, source="write_model_index")
+    return write_json(folder / MODEL_INDEX_NAME, model_index_dict(components, settings))
+
+
+def pretrained(name: str = "moving-shapes") -> Path:
+    """The folder of a shipped pipeline: ``data_samples/checkpoints/NAME`` next to the package.
+
+    Works from any working directory (notebooks run from ``notebooks/``). Raises ValueError when
+    the folder or its ``model_index.json`` is missing, saying how to train it.
+    """
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"name must be a checkpoint folder name such as 'moving-shapes', got {name!r}")
+    root = CHECKPOINTS_DIR
+    folder = root / name
+    if not (folder / MODEL_INDEX_NAME).is_file():
+        available = sorted(p.name for p in root.iterdir() if (p / MODEL_INDEX_NAME).is_file()) if root.is_dir() else []
+        raise ValueError(
+            f"no trained pipeline {name!r} at {str(folder)!r} (available: {available or 'none'}). Train it with "
+            f"`python -m minifusion train STAGE --out data_samples/checkpoints/{name}` for each stage in order "
+            "(autoencoder, t2i, keyframes, interpolation; see `python -m minifusion train --help`)"
+        )
+    return folder
