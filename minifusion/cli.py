@@ -75,6 +75,73 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _existing_file(value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"config file {value!r} does not exist")
+    return path
+
+
+def _existing_dir(value: str) -> Path:
+    path = Path(value)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"data folder {value!r} does not exist or is not a folder")
+    return path
+
+
+def _nonnegative_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be an integer >= 0")
+    return n
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one stage of the pipeline into the pipeline folder --out."""
+    from minifusion.training.recipes import train_stage
+
+    path = train_stage(args.stage, args.out, steps=args.steps, config=args.config, resume=args.resume,
+                       data_dir=args.data, seed=args.seed, progress=not args.no_progress)
+    print(f"{args.stage}: wrote {path}")
+    return 0
+
+
+def _add_train_parser(sub) -> None:
+    from minifusion.training.recipes import STAGES
+
+    stages = "\n".join(f"  {name:<12} {stage.help}" + (f" (needs: {', '.join(stage.requires)})"
+                                                        if stage.requires else "") for name, stage in STAGES.items())
+    p = sub.add_parser(
+        "train", help="train a stage of the pipeline (" + ", ".join(STAGES) + ")",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=cmd_train.__doc__ + "\n\nstages, in training order:\n" + stages,
+        epilog="All stages write into one pipeline folder: OUT/<part>/ (save_pretrained weights) and "
+               "OUT/runs/<stage>/ (recipe.json, log.csv, loss.png, checkpoints/, metrics.json).\n"
+               "Example: python -m minifusion train autoencoder --out runs/shapes --steps 2000",
+    )
+    p.add_argument("stage", choices=list(STAGES), metavar="STAGE", help="one of: " + ", ".join(STAGES))
+    p.add_argument("--out", type=_existing_or_creatable_dir, required=True,
+                   help="pipeline folder (created); later stages read the parts earlier ones wrote there")
+    p.add_argument("--steps", type=_positive_int, default=None,
+                   help="optimiser steps (default: the recipe's; with --resume, the new total)")
+    p.add_argument("--config", type=_existing_file, default=None, metavar="FILE",
+                   help="JSON file overriding any recipe keys, e.g. {\"training\": {\"lr\": 3e-4}}; "
+                        "unknown keys are an error that lists the allowed ones")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in OUT/runs/STAGE from its newest checkpoint (with its saved recipe "
+                        "unless --config is given)")
+    p.add_argument("--data", type=_existing_dir, default=None, metavar="DIR",
+                   help="train on your own clip folder (GIFs / frame folders + captions.txt) instead of Moving "
+                        "Shapes; the text vocabulary is rebuilt from its captions")
+    p.add_argument("--seed", type=_nonnegative_int, default=None,
+                   help="seed of the training run and of the data (default: the recipe's, 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars or summary line")
+    p.set_defaults(func=cmd_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m minifusion",
@@ -101,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=_positive_int, default=1, help="GIF upscale factor (default 1)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     p.set_defaults(func=cmd_render)
+
+    _add_train_parser(sub)
     return parser
 
 

@@ -1,0 +1,70 @@
+"""Stage recipes: each a config (a dataclass, loadable from JSON) plus a ``train_<stage>`` function.
+
+FusionFrames (arXiv 2311.13073) trains its pipeline in stages; the recipes here write them into
+one pipeline folder (layout in ``minifusion.training.recipes.common``):
+
+- ``autoencoder``: the latent autoencoder (image decoder) on single frames, then its latent scale;
+- ``t2i``: text encoder + text-to-image U-Net on single frames with captions (10% caption dropout).
+
+``STAGES`` maps a stage name to its ``Stage`` (recipe class, train function, one-line help); the
+CLI (``python -m minifusion train STAGE``) offers exactly these names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from minifusion.training.recipes.autoencoder import AutoencoderRecipe, AutoencoderTask, train_autoencoder
+from minifusion.training.recipes.common import (
+    DataOptions,
+    FrameDataset,
+    load_recipe,
+    load_scheduler,
+    psnr,
+    recipe_to_dict,
+    save_scheduler_config,
+)
+from minifusion.training.recipes.t2i import (
+    T2IRecipe,
+    T2ITask,
+    TextEncoderOptions,
+    load_t2i,
+    sample_t2i,
+    save_sample_grid,
+    train_t2i,
+)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # the CLI name
+    recipe_class: type  # its recipe dataclass
+    train: Callable[..., Path]  # train(out_dir, *, steps, config, resume, data_dir, seed, progress) -> Path
+    help: str  # one line for --help
+    requires: tuple[str, ...] = ()  # stages whose output it reads
+
+
+STAGES: dict[str, Stage] = {
+    "autoencoder": Stage("autoencoder", AutoencoderRecipe, train_autoencoder,
+                         "latent autoencoder (64x64 frames <-> 4x16x16 latents) on single frames; "
+                         "writes OUT/autoencoder with its latent scaling factor"),
+    "t2i": Stage("t2i", T2IRecipe, train_t2i,
+                 "text encoder + text-to-image U-Net on single captioned frames, 10% caption dropout; "
+                 "writes OUT/text_encoder, OUT/unet, OUT/scheduler", requires=("autoencoder",)),
+}
+
+
+def train_stage(name: str, out_dir: str | Path, **kwargs) -> Path:
+    """Run stage ``name`` (a key of ``STAGES``) with ``train_<stage>``'s keyword arguments."""
+    if name not in STAGES:
+        raise ValueError(f"stage {name!r} is not one of {', '.join(map(repr, STAGES))}")
+    return STAGES[name].train(out_dir, **kwargs)
+
+
+__all__ = [
+    "STAGES", "AutoencoderRecipe", "AutoencoderTask", "DataOptions", "FrameDataset", "Stage", "T2IRecipe", "T2ITask",
+    "TextEncoderOptions", "load_recipe", "load_scheduler", "load_t2i", "psnr", "recipe_to_dict", "sample_t2i",
+    "save_sample_grid", "save_scheduler_config", "train_autoencoder", "train_stage", "train_t2i",
+]
