@@ -75,6 +75,55 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output_file(value: str) -> Path:
+    path = Path(value)
+    if path.suffix.lower() != ".gif":
+        raise argparse.ArgumentTypeError(f"--out {value!r} must end in .gif (add --mp4 for an MP4 beside it)")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"--out {value!r}: the folder {str(path.parent)!r} does not exist "
+                                         "(create it first)")
+    return path
+
+
+def _guidance(value: str) -> float:
+    try:
+        g = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"guidance {value!r} is not a number") from None
+    if not g >= 0 or g == float("inf"):  # also catches NaN
+        raise argparse.ArgumentTypeError(f"guidance {value!r} must be a finite number >= 0 (1 = no guidance)")
+    return g
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Text to video: keyframes, then 0-2 FusionFrames interpolation passes, decoded to a GIF (or MP4)."""
+    import torch
+
+    from minifusion.pipeline import FusionFramesPipeline
+    from minifusion.pipelines import pretrained
+    from minifusion.viz import save_gif
+
+    start = time.perf_counter()
+    folder = pretrained() if args.checkpoint is None else args.checkpoint
+    pipe = FusionFramesPipeline.from_pretrained(folder)
+    frames = pipe(args.prompt, negative_prompt=args.negative_prompt, num_inference_steps=args.steps,
+                  guidance_scale=args.guidance, interpolation_passes=args.passes, scheduler=args.scheduler,
+                  generator=torch.Generator().manual_seed(args.seed), output_type="pt",
+                  progress=not args.no_progress).frames[0]  # (3, F, H, W) in [0, 1]
+    paths = [save_gif(frames, args.out, fps=args.fps, scale=args.scale, value_range=(0, 1))]
+    if args.mp4:
+        from minifusion.viz import save_mp4
+
+        paths.append(save_mp4(frames, args.out.with_suffix(".mp4"), fps=args.fps, scale=args.scale,
+                              value_range=(0, 1)))
+    seconds = time.perf_counter() - start
+    for path in paths:
+        print(f"{path}  ({frames.shape[1]} frames of {frames.shape[-1]}x{frames.shape[-2]}, {args.prompt!r}, "
+              f"seed {args.seed})")
+    print(f"generated in {seconds:.1f} s")
+    return 0
+
+
 def _existing_file(value: str) -> Path:
     path = Path(value)
     if not path.is_file():
@@ -99,13 +148,45 @@ def _nonnegative_int(value: str) -> int:
     return n
 
 
+def _stage_config(path: Path | None, stage: str):
+    """A recipe override file, or the ``stage`` section of a pipeline config file (keys = stage names)."""
+    import json
+
+    from minifusion.training.recipes.all_stages import ORDER
+
+    if path is None or stage == "all":
+        return path
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"config file {str(path)!r} is not valid JSON: {e}") from None
+    if isinstance(data, dict) and data and set(data) <= set(ORDER):  # a pipeline config such as configs/*.json
+        return data.get(stage, {})
+    return path
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train one stage of the pipeline into the pipeline folder --out."""
+    """Train one stage of the pipeline (or all of them, in order) into the pipeline folder --out."""
     from minifusion.training.recipes import train_stage
 
-    path = train_stage(args.stage, args.out, steps=args.steps, config=args.config, resume=args.resume,
-                       data_dir=args.data, seed=args.seed, progress=not args.no_progress)
-    print(f"{args.stage}: wrote {path}")
+    extra = {}
+    if args.temporal is not None:
+        if args.stage not in ("keyframes", "all"):
+            raise ValueError(f"--temporal applies to the keyframes stage only, not to {args.stage!r}")
+        extra["temporal"] = args.temporal
+    if args.variant is not None:
+        if args.stage not in ("decoder", "all"):
+            raise ValueError(f"--variant applies to the decoder stage only, not to {args.stage!r}")
+        extra["variant"] = args.variant
+    if args.skip:
+        if args.stage != "all":
+            raise ValueError(f"--skip applies to the stage 'all' only, not to {args.stage!r}")
+        extra["skip"] = tuple(args.skip)
+    start = time.perf_counter()
+    path = train_stage(args.stage, args.out, steps=args.steps, config=_stage_config(args.config, args.stage),
+                       resume=args.resume, data_dir=args.data, seed=args.seed, progress=not args.no_progress,
+                       **extra)
+    print(f"{args.stage}: wrote {path} in {(time.perf_counter() - start) / 60:.1f} min")
     return 0
 
 
@@ -117,19 +198,22 @@ def _add_train_parser(sub) -> None:
     p = sub.add_parser(
         "train", help="train a stage of the pipeline (" + ", ".join(STAGES) + ")",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=cmd_train.__doc__ + "\n\nstages, in training order:\n" + stages,
+        description=cmd_train.__doc__ + "\n\nstages, in training order:\n" + stages
+        + "\n  all          every stage above in this order into one pipeline folder; finished stages are skipped",
         epilog="All stages write into one pipeline folder: OUT/<part>/ (save_pretrained weights) and "
                "OUT/runs/<stage>/ (recipe.json, log.csv, loss.png, checkpoints/, metrics.json).\n"
-               "Example: python -m minifusion train autoencoder --out runs/shapes --steps 2000",
+               "Examples:\n  python -m minifusion train autoencoder --out runs/shapes --steps 2000\n"
+               "  python -m minifusion train all --out runs/shapes --config configs/moving-shapes.json --skip mfi",
     )
-    p.add_argument("stage", choices=list(STAGES), metavar="STAGE", help="one of: " + ", ".join(STAGES))
+    p.add_argument("stage", choices=[*STAGES, "all"], metavar="STAGE", help="one of: " + ", ".join([*STAGES, "all"]))
     p.add_argument("--out", type=_existing_or_creatable_dir, required=True,
                    help="pipeline folder (created); later stages read the parts earlier ones wrote there")
     p.add_argument("--steps", type=_positive_int, default=None,
                    help="optimiser steps (default: the recipe's; with --resume, the new total)")
     p.add_argument("--config", type=_existing_file, default=None, metavar="FILE",
                    help="JSON file overriding any recipe keys, e.g. {\"training\": {\"lr\": 3e-4}}; "
-                        "unknown keys are an error that lists the allowed ones")
+                        "unknown keys are an error that lists the allowed ones. A pipeline config whose keys are "
+                        "stage names (configs/moving-shapes.json) gives each stage its section")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in OUT/runs/STAGE from its newest checkpoint (with its saved recipe "
                         "unless --config is given)")
@@ -138,6 +222,18 @@ def _add_train_parser(sub) -> None:
                         "Shapes; the text vocabulary is rebuilt from its captions")
     p.add_argument("--seed", type=_nonnegative_int, default=None,
                    help="seed of the training run and of the data (default: the recipe's, 0)")
+    from minifusion.models.keyframe_unet import TEMPORAL_VARIANTS
+
+    p.add_argument("--temporal", choices=TEMPORAL_VARIANTS, default=None, metavar="VARIANT",
+                   help="keyframes stage: how time is added to the frozen T2I U-Net, one of "
+                        + ", ".join(TEMPORAL_VARIANTS) + " (default: the recipe's, conv1d_attn1d_blocks)")
+    from minifusion.training.recipes.decoder import VARIANTS as DECODER_VARIANTS
+
+    p.add_argument("--variant", choices=DECODER_VARIANTS, default=None, metavar="VARIANT",
+                   help="decoder stage: the temporal video decoder, one of " + ", ".join(DECODER_VARIANTS)
+                        + " (default: the recipe's)")
+    p.add_argument("--skip", nargs="+", choices=list(STAGES), default=None, metavar="STAGE",
+                   help="stage all: stages to leave out, e.g. --skip mfi")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or summary line")
     p.set_defaults(func=cmd_train)
 
@@ -169,6 +265,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     p.set_defaults(func=cmd_render)
 
+    p = sub.add_parser("generate", help="text to video with a trained pipeline (default: the shipped one)",
+                       description=cmd_generate.__doc__,
+                       epilog='Example: python -m minifusion generate "a red circle moves right" --out outputs/demo.gif')
+    p.add_argument("prompt", help='a Moving Shapes caption, e.g. "a red circle moves right"')
+    p.add_argument("--out", type=_output_file, default=Path("outputs/demo.gif"),
+                   help="output GIF; its folder must exist (default outputs/demo.gif)")
+    p.add_argument("--mp4", action="store_true",
+                   help="also write an MP4 beside the GIF (needs: pip install 'minifusion[video]')")
+    p.add_argument("--seed", type=int, default=0, help="seed of the torch.Generator (default 0)")
+    p.add_argument("--steps", type=_positive_int, default=None,
+                   help="keyframe denoising steps (default: the checkpoint's, see model_index.json)")
+    p.add_argument("--guidance", type=_guidance, default=None,
+                   help="classifier-free guidance scale s (diffusers' convention; the paper's w = s - 1; "
+                        "1 = no guidance; default: the checkpoint's)")
+    p.add_argument("--negative-prompt", default=None, help="text to steer away from (default: the null embedding)")
+    p.add_argument("--scheduler", choices=("ddim", "ddpm"), default=None,
+                   help="sampler for both stages (default: the checkpoint's schedulers, DDIM)")
+    p.add_argument("--passes", type=int, choices=(0, 1, 2), default=1,
+                   help="interpolation passes: 0 -> 8 keyframes, 1 -> 29 frames, 2 -> 113 frames (default 1)")
+    p.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
+                   help="pipeline folder (default: the shipped data_samples/checkpoints/moving-shapes)")
+    p.add_argument("--fps", type=_positive_int, default=8, help="frame rate of the file (default 8)")
+    p.add_argument("--scale", type=_positive_int, default=2, help="GIF upscale factor (default 2)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_generate)
+
     _add_train_parser(sub)
     return parser
 
@@ -178,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as e:  # bad input: a clear message, not a traceback
+    except (ValueError, ImportError) as e:  # bad input or a missing optional package: a message, not a traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -160,12 +160,15 @@ class FusionFramesPipeline:
         self._progress_bar_config = dict(kwargs)
 
     # -- persistence --------------------------------------------------------------------------
-    def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
-        """One folder: a subfolder per component and ``model_index.json`` (written last)."""
+    def save_pretrained(self, save_directory: str | os.PathLike, *, dtype: torch.dtype | None = None) -> Path:
+        """One folder: a subfolder per component and ``model_index.json`` (written last).
+
+        ``dtype=torch.float16`` stores the weights in half precision (half the size; they load
+        back as float32)."""
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)
         for name, model in self.models.items():
-            model.save_pretrained(folder / name)
+            model.save_pretrained(folder / name, dtype=dtype)
         for name in SCHEDULER_COMPONENTS:
             sched = getattr(self, name)
             if sched is not None:

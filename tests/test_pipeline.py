@@ -488,3 +488,18 @@ def test_import_minifusion_stays_cheap_and_exposes_the_pipeline():
             "assert minifusion.FusionFramesPipeline.__name__ == 'FusionFramesPipeline'; "
             "assert callable(minifusion.pretrained)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_half_precision_files_are_half_the_size_and_load_as_float32(tmp_path):
+    pipe = make_pipe()
+    full, half = pipe.save_pretrained(tmp_path / "f32"), pipe.save_pretrained(tmp_path / "f16", dtype=torch.float16)
+    size = lambda folder: sum(p.stat().st_size for p in folder.rglob("*.safetensors"))  # noqa: E731
+    assert 0.45 < size(half) / size(full) < 0.55
+    loaded = FusionFramesPipeline.from_pretrained(half)
+    for name, model in loaded.models.items():
+        original = dict(pipe.models[name].named_parameters())
+        for key, p in model.named_parameters():
+            assert p.dtype == torch.float32
+            torch.testing.assert_close(p, original[key].half().float())  # exactly the fp16 rounding
+    with pytest.raises(ValueError, match="dtype must be a floating-point torch.dtype"):
+        pipe.save_pretrained(tmp_path / "bad", dtype=torch.int8)

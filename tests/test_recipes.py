@@ -49,9 +49,13 @@ def pipeline_dir(tmp_path_factory):
     return out
 
 
-def test_registry_lists_the_implemented_stages():
-    assert list(STAGES) == ["autoencoder", "t2i"]
+def test_registry_lists_the_stages_in_training_order():
+    from minifusion.training.recipes.all_stages import ORDER
+
+    assert list(STAGES) == ["autoencoder", "t2i", "keyframes", "interpolation", "decoder", "mfi"] == list(ORDER)
     assert STAGES["t2i"].requires == ("autoencoder",)
+    for name, stage in STAGES.items():  # every stage needs only stages that come before it
+        assert all(ORDER.index(r) < ORDER.index(name) for r in stage.requires)
 
 
 def test_autoencoder_stage_writes_a_scaled_autoencoder(pipeline_dir):

@@ -64,13 +64,22 @@ class ModelMixin(nn.Module):
         d["_class_name"] = type(self).__name__
         return d
 
-    def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
+    def save_pretrained(self, save_directory: str | os.PathLike, *, dtype: torch.dtype | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (atomically) into ``save_directory``.
+
+        ``dtype`` (e.g. ``torch.float16``) stores floating-point tensors in that precision to halve
+        the files (the shipped checkpoints); ``from_pretrained`` loads them back into float32 models.
+        """
         from safetensors.torch import save as save_tensors
 
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise ValueError(f"dtype must be a floating-point torch.dtype such as torch.float16, got {dtype!r}")
         directory = Path(save_directory)
         directory.mkdir(parents=True, exist_ok=True)
         # safetensors refuses shared or non-contiguous storage: store independent copies.
         state = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.state_dict().items()}
+        if dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
         atomic_write_bytes(directory / WEIGHTS_NAME, save_tensors(state))
         text = json.dumps(self.config_dict(), indent=2, sort_keys=True, default=_json_default)
         atomic_write_bytes(directory / CONFIG_NAME, text.encode())

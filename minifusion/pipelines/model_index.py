@@ -207,12 +207,14 @@ def write_model_index(folder: str | os.PathLike, settings: PipelineSettings | di
 def pretrained(name: str = "moving-shapes") -> Path:
     """The folder of a shipped pipeline: ``data_samples/checkpoints/NAME`` next to the package.
 
-    Works from any working directory (notebooks run from ``notebooks/``). Raises ValueError when
-    the folder or its ``model_index.json`` is missing, saying how to train it.
+    Works from any working directory (notebooks run from ``notebooks/``). The environment variable
+    ``MINIFUSION_CHECKPOINTS`` replaces the shipped folder by another one (e.g. your own ``train all``
+    output's parent), so that notebooks sample from your weights. Raises ValueError when the folder or
+    its ``model_index.json`` is missing, saying how to train it.
     """
     if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
         raise ValueError(f"name must be a checkpoint folder name such as 'moving-shapes', got {name!r}")
-    root = CHECKPOINTS_DIR
+    root = Path(os.environ["MINIFUSION_CHECKPOINTS"]) if os.environ.get("MINIFUSION_CHECKPOINTS") else CHECKPOINTS_DIR
     folder = root / name
     if not (folder / MODEL_INDEX_NAME).is_file():
         available = sorted(p.name for p in root.iterdir() if (p / MODEL_INDEX_NAME).is_file()) if root.is_dir() else []

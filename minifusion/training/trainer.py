@@ -17,6 +17,11 @@ non-finite reaches the weights. Exact resume: data order, noise, timesteps and d
 functions of (seed, global sample index) (``data_order``, ``randomness``), and a checkpoint
 stores everything else that changes (model, EMA, optimiser, scaler, RNG states, log window).
 Multi-process training (DDP) is prepared, not done: ``world_size``/``rank`` only slice batches.
+
+Callbacks (``Trainer(..., callbacks=[cb])``): after every optimiser step whose number is a
+multiple of ``cb.every_n_steps``, rank 0 calls ``cb(trainer, step)`` (after logging and
+checkpointing), e.g. to sample with the EMA weights and log what the loss cannot show. The global
+RNG states are saved before and restored after the call, so a callback never changes the run.
 """
 
 from __future__ import annotations
@@ -103,10 +108,12 @@ class Trainer:
         out_dir: run folder: ``training_config.json``, ``log.csv``, ``loss.png``,
             ``checkpoints/step_XXXXXX.pt``, ``model/`` (exported weights).
         collate_fn: builds a batch from a list of items (default ``torch.utils.data.default_collate``).
+        callbacks: objects with ``every_n_steps`` (int >= 1) and ``__call__(trainer, step)``, run on
+            rank 0 after every ``every_n_steps``-th step; the global RNG states are restored afterwards.
     """
 
     def __init__(self, model: nn.Module | Mapping[str, nn.Module], task, dataset, config: TrainingConfig,
-                 out_dir: str | Path, *, collate_fn: Callable | None = None) -> None:
+                 out_dir: str | Path, *, collate_fn: Callable | None = None, callbacks=()) -> None:
         if not isinstance(config, TrainingConfig):
             raise ValueError(f"config must be a TrainingConfig, got {type(config).__name__}")
         if isinstance(model, Mapping):
@@ -120,6 +127,12 @@ class Trainer:
             raise ValueError(f"world_size {config.world_size} needs an initialised torch.distributed process group "
                              "(launch with torchrun) and a DDP-wrapped model; use world_size 1 otherwise")
         self.config, self.task, self.dataset = config, task, dataset
+        self.callbacks = list(callbacks or ())
+        for cb in self.callbacks:
+            every = getattr(cb, "every_n_steps", None)
+            if not callable(cb) or isinstance(every, bool) or not isinstance(every, int) or every < 1:
+                raise ValueError(f"callback {cb!r} must be callable as cb(trainer, step) and have an int "
+                                 f"every_n_steps >= 1, got every_n_steps={every!r}")
         self.collate_fn = collate_fn or default_collate
         self.out_dir = Path(out_dir)
         self.checkpoint_dir = self.out_dir / "checkpoints"
@@ -253,6 +266,7 @@ class Trainer:
                     window_start = now
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self._checkpoint_and_plot()
+                window_start += self._run_callbacks()  # steps_per_sec counts training only
         finally:
             bar.close()
         saved_now = self.last_checkpoint is not None and self.last_checkpoint.name == f"step_{self.step:06d}.pt"
@@ -272,6 +286,20 @@ class Trainer:
             self.logger.log(row)
         self._last_logged_loss = loss
         self._window = self._empty_window()
+
+    def _run_callbacks(self) -> float:
+        """Run the callbacks due at this step; returns the seconds they took."""
+        start = time.perf_counter()
+        if not self.is_main:
+            return 0.0
+        for cb in self.callbacks:
+            if self.step % cb.every_n_steps == 0:
+                state = get_rng_state()  # a callback must not shift the run's random streams
+                try:
+                    cb(self, self.step)
+                finally:
+                    set_rng_state(state)
+        return time.perf_counter() - start
 
     def _checkpoint_and_plot(self) -> None:
         self.save_checkpoint()

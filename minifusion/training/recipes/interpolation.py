@@ -1,0 +1,495 @@
+"""Stage ``interpolation``: train the FusionFrames interpolation U-Net for both passes.
+
+FusionFrames (arXiv 2311.13073, section 3.2) interpolates with a U-Net initialised from the
+T2I model that sees one keyframe pair per latent: channels [left (4) | 3 noisy latents (12) |
+right (4)], the pairs of one video along the time axis (``InterpolationUNet``). The paper
+fine-tunes the *whole* interpolator; so does this recipe (``freeze_spatial`` is an experiment).
+Training samples are clips of K = 8 keyframes plus the 3 frames between each pair:
+
+- pass 1 (frame skip 4): keyframes at source times t0 + 4k, targets at t0 + 4k + 1, 2, 3;
+- pass 2 (frame skip 1): keyframes at t0 + k, targets at the quarter frames t0 + k + 0.25, 0.5,
+  0.75, which Moving Shapes renders exactly (continuous-time trajectories).
+
+Each window is encoded once into its own latent set (``LatentCache``); per sample, from the
+sample's generator and in this order (``draw_sample_randomness``, shared with the ``mfi`` stage):
+the pass (``fine_fraction`` = 50% pass 2), the timestep t, t_p uniform in 0..250, the 10%
+keyframe dropout, the noise of the whole clip and the keyframes' perturbation noise. The
+keyframes are noised to t_p with the same cosine schedule ("conditional frame perturbation",
+``perturbation_level=t_p``); dropped samples get zeroed keyframe channels (the "uncond" of the
+pipeline's context guidance). Loss: MSE to v (v-prediction). The inputs are laid out exactly as
+``minifusion.pipelines.interpolation.interpolate_pass`` lays them out (``build_interpolation_input``).
+
+Writes ``OUT/interpolation_unet/`` (EMA weights), ``OUT/interpolation_scheduler/`` (DDPM, cosine,
+v), updates ``OUT/model_index.json`` and ``OUT/runs/interpolation/`` whose ``metrics.json`` holds
+``evaluate_interpolation``: PSNR of the interpolated middle frames of held-out clips against the
+rendered truth, next to a pixel-space linear blend of the two keyframes and the autoencoder's own
+round trip (the ceiling), for pass 1 and pass 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch.utils.data import Dataset
+
+from minifusion.diffusion import DDIMScheduler, DDPMScheduler, sample_range_from_data
+from minifusion.models.interpolation_unet import InterpolationUNet
+from minifusion.pipelines.interpolation import interpolate_pass, pair_conditioning
+from minifusion.pipelines.model_index import MODEL_INDEX_NAME, SCHEDULER_CONFIG_NAME, write_model_index
+from minifusion.training.checkpointing import list_checkpoints
+from minifusion.training.config import TrainingConfig
+from minifusion.training.latent_cache import LatentCache, dataset_description
+from minifusion.training.precision import resolve_device
+from minifusion.training.randomness import per_sample_bernoulli, per_sample_noise, per_sample_randint, seed_everything
+from minifusion.training.recipes.common import (
+    METRICS_NAME, RECIPE_NAME, DataOptions, build_clips, cache_dir, prepare_recipe, psnr, recipe_to_dict, run_dir,
+    write_json,
+)
+from minifusion.training.trainer import Trainer
+
+STAGE = "interpolation"
+
+
+def _default_training() -> TrainingConfig:
+    return TrainingConfig(steps=2000, batch_size=8, lr=1e-4, warmup_steps=100, ema_decay=0.999, ema_warmup=True,
+                          checkpoint_every=250, log_every=10, extra={"recipe": STAGE})
+
+
+@dataclass
+class InterpolationRecipe:
+    training: TrainingConfig = field(default_factory=_default_training)  # batch_size = clips (videos) per step
+    data: DataOptions = field(default_factory=lambda: DataOptions(num_clips=1000))  # num_frames = keyframes K,
+    #   frame_skip = pass-1 skip (clips span frame_skip * (K - 1) source frames)
+    frames_per_pair: int = 3  # frames generated between two keyframes
+    fine_fraction: float = 0.5  # share of samples from the pass-2 windows (skip frame_skip / (frames_per_pair + 1))
+    max_perturbation: int = 250  # conditional frame perturbation t_p uniform in 0..max_perturbation
+    keyframe_dropout: float = 0.1  # probability of zeroing a sample's keyframe channels (context guidance)
+    freeze_spatial: bool = False  # train only the new parts (the paper fine-tunes everything)
+    beta_schedule: str = "squaredcos_cap_v2"  # noise schedule of training and sampling
+    num_train_timesteps: int = 1000  # diffusion steps T
+    encode_batch_size: int = 8  # clips per autoencoder call when filling the latent caches
+    eval_clips: int = 8  # held-out clips for evaluate_interpolation (0 = skip the evaluation)
+    eval_num_inference_steps: int = 25  # DDIM steps per pass in the evaluation
+    eval_guidance_scale: float = 1.25  # context guidance s (paper w = 0.25) in the evaluation
+
+    def validate(self) -> None:
+        for name, low in (("frames_per_pair", 1), ("encode_batch_size", 1), ("eval_num_inference_steps", 1),
+                          ("max_perturbation", 0), ("eval_clips", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"{name} {v!r} is not allowed; it must be an integer >= {low}")
+        for name in ("fine_fraction", "keyframe_dropout"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise ValueError(f"{name} {v!r} is not allowed; it must be in [0, 1]")
+        if not isinstance(self.freeze_spatial, bool):
+            raise ValueError(f"freeze_spatial {self.freeze_spatial!r} is not allowed; it must be true or false")
+        g = self.eval_guidance_scale
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
+            raise ValueError(f"eval_guidance_scale {g!r} is not allowed; it must be a number >= 0 (1 = no guidance)")
+        if self.max_perturbation >= self.num_train_timesteps:
+            raise ValueError(f"max_perturbation {self.max_perturbation} must be below num_train_timesteps "
+                             f"{self.num_train_timesteps}")
+        DDPMScheduler(beta_schedule=self.beta_schedule, num_train_timesteps=self.num_train_timesteps,
+                      prediction_type="v_prediction")  # validates both
+
+
+# -- data: clip windows at whole or quarter frames -------------------------------------------------
+def window_length(num_keyframes: int, frames_per_pair: int) -> int:
+    """Frames of a window: K keyframes + n between each pair = (n + 1)(K - 1) + 1 (8, 3 -> 29)."""
+    return (frames_per_pair + 1) * (num_keyframes - 1) + 1
+
+
+class InterpolationClips(Dataset):
+    """Windows of K keyframes ``frame_skip`` source frames apart and the n frames between each pair.
+
+    Item i: ``{"video": (C, (n + 1)(K - 1) + 1, H, W) in [-1, 1], "caption", "attributes": {"start"}}``
+    rendered at times ``start + j * frame_skip / (n + 1)``. ``start`` is 0 when the window fills the
+    clip, else a whole source frame drawn from (seed, i). Moving Shapes renders any (float) time;
+    other datasets (``ClipFolder``) give whole frames only, so they need ``frame_skip == n + 1``
+    and their clips must have exactly that many frames.
+    """
+
+    def __init__(self, clips: Dataset, *, frame_skip: float, num_keyframes: int, frames_per_pair: int = 3,
+                 seed: int = 0) -> None:
+        self.clips, self.frame_skip, self.seed = clips, float(frame_skip), int(seed)
+        self.num_keyframes, self.frames_per_pair = int(num_keyframes), int(frames_per_pair)
+        self.num_frames = window_length(self.num_keyframes, self.frames_per_pair)
+        self.renders = hasattr(clips, "render") and hasattr(clips, "clip_params")
+        if not self.renders and (self.frame_skip != self.frames_per_pair + 1 or clips.num_frames != self.num_frames):
+            raise ValueError(f"a {type(clips).__name__} gives whole frames only: frame_skip {frame_skip!r} must be "
+                             f"{self.frames_per_pair + 1} and its clips must have {self.num_frames} frames, got "
+                             f"{clips.num_frames} (the quarter-frame pass needs Moving Shapes)")
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def times(self, index: int) -> np.ndarray:
+        """Source times of item ``index``'s frames (Moving Shapes)."""
+        clip_times = self.clips.clip_params(index).times
+        duration = float(clip_times[-1] - clip_times[0])
+        span = self.frame_skip * (self.num_keyframes - 1)
+        if span > duration + 1e-9:
+            raise ValueError(f"a window of {self.num_keyframes} keyframes {self.frame_skip:g} apart spans {span:g} "
+                             f"source frames; the clips last only {duration:g}")
+        slack = int(np.floor(duration - span + 1e-9))
+        start = 0 if slack == 0 else int(np.random.default_rng((self.seed, int(index))).integers(slack + 1))
+        return clip_times[0] + start + np.arange(self.num_frames) * self.frame_skip / (self.frames_per_pair + 1)
+
+    def __getitem__(self, index: int) -> dict:
+        if not self.renders:
+            item = self.clips[index]
+            return {"video": item["video"], "caption": item.get("caption", ""), "attributes": {"start": 0.0}}
+        params, times = self.clips.clip_params(index), self.times(index)
+        return {"video": self.clips.render(index, times), "caption": params.caption,
+                "attributes": {"start": float(times[0])}}
+
+    def fingerprint_fields(self) -> dict:
+        """What defines the items (for ``LatentCache``), including a clip folder's files."""
+        fields = {"clips": dataset_description(self.clips), "frame_skip": self.frame_skip, "seed": self.seed,
+                  "num_keyframes": self.num_keyframes, "frames_per_pair": self.frames_per_pair}
+        if hasattr(self.clips, "entries"):  # ClipFolder: without these, another folder's latents would be reused
+            fields["root"] = str(Path(self.clips.root).resolve())
+            fields["files"] = [[p.name, caption, p.stat().st_mtime_ns if p.is_file() else 0]
+                               for p, caption in self.clips.entries]
+        return fields
+
+
+class PairedLatents(Dataset):
+    """Item i = ``{"coarse": (C, F, h, w), "fine": (C, F, h, w)}``: clip i's pass-1 and pass-2 window latents."""
+
+    def __init__(self, coarse: torch.Tensor, fine: torch.Tensor | None) -> None:
+        if fine is not None and fine.shape != coarse.shape:
+            raise ValueError(f"latent sets differ: coarse {tuple(coarse.shape)}, fine {tuple(fine.shape)}")
+        self.coarse, self.fine = coarse, fine
+
+    def __len__(self) -> int:
+        return self.coarse.shape[0]
+
+    def __getitem__(self, index: int) -> dict:
+        item = {"coarse": self.coarse[index]}
+        if self.fine is not None:
+            item["fine"] = self.fine[index]
+        return item
+
+
+# -- the layout the pipeline uses ------------------------------------------------------------------
+def split_clip_latents(clip: torch.Tensor, frames_per_pair: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Window latents (B, C, (n + 1)(K - 1) + 1, h, w) -> keyframes (B, C, K, h, w), middles (B, n C, K - 1, h, w).
+
+    The inverse of ``minifusion.pipelines.interpolation.interleave``: channels ``(n c)``, frame 1 first.
+    """
+    m = frames_per_pair + 1
+    if clip.ndim != 5 or (clip.shape[2] - 1) % m or clip.shape[2] < m + 1:
+        raise ValueError(f"window latents must be (B, C, {m} (K - 1) + 1, h, w) with K >= 2, got shape "
+                         f"{tuple(clip.shape)}")
+    body = rearrange(clip[:, :, :-1], "b c (p m) h w -> b c p m h w", m=m)  # (B, C, P, n + 1, h, w)
+    middle = rearrange(body[:, :, :, 1:], "b c p n h w -> b (n c) p h w")  # (B, n C, P, h, w)
+    return clip[:, :, ::m], middle
+
+
+def build_interpolation_input(keyframes: torch.Tensor, noisy_middle: torch.Tensor) -> torch.Tensor:
+    """Keyframes (B, C, K, h, w) + noisy middles (B, n C, K - 1, h, w) -> (B, (n + 2) C, K - 1, h, w).
+
+    Per pair [left keyframe | noisy middles | right keyframe], as ``interpolate_pass`` builds it.
+    """
+    left, right = pair_conditioning(keyframes)  # (B, C, P, h, w) each
+    return torch.cat([left, noisy_middle, right], dim=1)
+
+
+# -- randomness and the loss ----------------------------------------------------------------------
+def draw_sample_randomness(generators: list[torch.Generator], *, clip_shape: tuple[int, ...], num_keyframes: int,
+                           fine_fraction: float, num_train_timesteps: int, max_perturbation: int,
+                           keyframe_dropout: float, device: torch.device) -> dict:
+    """Per sample, in this order: pass-2 choice, t, t_p, keyframe dropout, clip noise, keyframe noise."""
+    c, _, h, w = clip_shape
+    return {"fine": per_sample_bernoulli(generators, fine_fraction, device=device),  # (B,) bool
+            "t": per_sample_randint(generators, 0, num_train_timesteps, device=device),  # (B,)
+            "t_p": per_sample_randint(generators, 0, max_perturbation + 1, device=device),  # (B,)
+            "drop": per_sample_bernoulli(generators, keyframe_dropout, device=device),  # (B,) bool
+            "noise": per_sample_noise(generators, clip_shape, device=device),  # (B, C, F, h, w)
+            "keyframe_noise": per_sample_noise(generators, (c, num_keyframes, h, w), device=device)}  # (B, C, K, h, w)
+
+
+class InterpolationTask:
+    """v-prediction loss of the interpolator on pairs of (perturbed, sometimes dropped) keyframes.
+
+    Args:
+        scheduler: the training scheduler (cosine, ``prediction_type="v_prediction"``).
+        frame_skip: the pass-1 skip (4); pass 2 uses ``frame_skip / (frames_per_pair + 1)`` (1).
+    """
+
+    def __init__(self, scheduler, *, frame_skip: float = 4.0, frames_per_pair: int = 3, fine_fraction: float = 0.5,
+                 max_perturbation: int = 250, keyframe_dropout: float = 0.1) -> None:
+        self.scheduler, self.frames_per_pair = scheduler, int(frames_per_pair)
+        self.coarse_skip = float(frame_skip)
+        self.fine_skip = self.coarse_skip / (self.frames_per_pair + 1)
+        self.fine_fraction, self.max_perturbation = float(fine_fraction), int(max_perturbation)
+        self.keyframe_dropout = float(keyframe_dropout)
+
+    def prepare(self, batch: dict, generators: list[torch.Generator]) -> dict:
+        """The sample's window latents, its randomness, frame skips and perturbed/dropped keyframes."""
+        coarse = batch["coarse"]  # (B, C, F, h, w)
+        m = self.frames_per_pair + 1
+        k = (coarse.shape[2] - 1) // m + 1
+        r = draw_sample_randomness(generators, clip_shape=tuple(coarse.shape[1:]), num_keyframes=k,
+                                   fine_fraction=self.fine_fraction if "fine" in batch else 0.0,
+                                   num_train_timesteps=self.scheduler.num_train_timesteps,
+                                   max_perturbation=self.max_perturbation, keyframe_dropout=self.keyframe_dropout,
+                                   device=coarse.device)
+        clip = torch.where(r["fine"][:, None, None, None, None], batch["fine"], coarse) if "fine" in batch else coarse
+        r["clip"] = clip.to(r["noise"].dtype)
+        r["frame_skip"] = torch.where(r["fine"], self.fine_skip, self.coarse_skip).float()  # (B,)
+        keyframes = self.scheduler.add_noise(r["clip"][:, :, ::m], r["keyframe_noise"], r["t_p"])  # (B, C, K, h, w)
+        r["keyframes"] = keyframes * (~r["drop"]).to(keyframes.dtype)[:, None, None, None, None]
+        return r
+
+    def loss(self, model: InterpolationUNet, batch: dict, sample_indices: list[int],
+             generators: list[torch.Generator]) -> torch.Tensor:
+        r = self.prepare(batch, generators)
+        _, middle = split_clip_latents(r["clip"], self.frames_per_pair)  # (B, 12, P, h, w)
+        _, noise = split_clip_latents(r["noise"], self.frames_per_pair)
+        x_t = self.scheduler.add_noise(middle, noise, r["t"])
+        target = self.scheduler.training_target(middle, noise, r["t"])
+        prediction = model(build_interpolation_input(r["keyframes"], x_t), r["t"], frame_skip=r["frame_skip"],
+                           perturbation_level=r["t_p"])
+        return F.mse_loss(prediction.float(), target.float())
+
+
+# -- evaluation -----------------------------------------------------------------------------------
+def linear_blend(keyframes: torch.Tensor, frames_per_pair: int) -> torch.Tensor:
+    """Pixel-space blend (1 - a) left + a right, a = j / (n + 1): (B, C, K, H, W) -> (B, C, (n + 1)(K - 1) + 1, H, W)."""
+    from minifusion.pipelines.interpolation import interleave
+
+    left, right = pair_conditioning(keyframes)
+    a = torch.arange(1, frames_per_pair + 1, dtype=keyframes.dtype) / (frames_per_pair + 1)  # (n,)
+    mids = left[:, :, None] * (1 - a)[:, None, None, None] + right[:, :, None] * a[:, None, None, None]
+    return interleave(keyframes, rearrange(mids, "b c n p h w -> b (n c) p h w"), frames_per_pair)
+
+
+@torch.no_grad()
+def evaluate_interpolation(model, scheduler, autoencoder, *, clips: Dataset | None = None, split: str = "heldout",
+                           num_clips: int = 8, num_keyframes: int = 8, frame_skip: int = 4, frames_per_pair: int = 3,
+                           size: int = 64, num_inference_steps: int = 25, guidance_scale: float = 1.25,
+                           seed: int = 0, interpolate_fn: Callable | None = None,
+                           return_frames: bool = False) -> dict:
+    """PSNR (dB) of interpolated middle frames against the true frames, for pass 1 and pass 2.
+
+    Keyframes of ``num_clips`` clips (default: Moving Shapes ``split``) are encoded, interpolated
+    (``interpolate_pass`` for an ``InterpolationUNet``, ``mfi_interpolate_pass`` for the MFI
+    baseline, or ``interpolate_fn(latents, frame_skip=, generator=)``), decoded and compared on the
+    middle frames only, next to a pixel-space linear blend of the true keyframes and the
+    autoencoder's round trip of the true middle frames (what no latent interpolator can beat).
+    Pass 1: keyframes ``frame_skip`` apart, whole-frame targets; pass 2: 1 apart, quarter frames
+    (needs Moving Shapes; None otherwise). Sampling: DDIM on ``scheduler``'s config, no thresholding.
+    Returns ``{"pass1": {...}, "pass2": {...} | None, ...}``; with ``return_frames`` each pass also
+    holds ``frames`` = {"truth", "model", "blend"} (B, C, F, H, W).
+    """
+    source = f"Moving Shapes {split!r} split" if clips is None else getattr(clips, "split", type(clips).__name__)
+    if clips is None:
+        from minifusion.data import MovingShapes
+
+        clips = MovingShapes(split=split, num_frames=num_keyframes, size=size, frame_skip=frame_skip, seed=seed,
+                             length=num_clips, backgrounds=("black", "light"))
+    if interpolate_fn is None:
+        sampler = DDIMScheduler.from_config(scheduler.config)
+        run = mfi_or_fusionframes(model, frames_per_pair)
+
+        def interpolate_fn(latents, *, frame_skip, generator):
+            return run(model, sampler, latents, frame_skip=frame_skip, num_inference_steps=num_inference_steps,
+                       guidance_scale=guidance_scale, generator=generator, use_autocast=False,
+                       progress_bar_config={"disable": True})
+
+    device = next(autoencoder.parameters()).device
+    n, m = frames_per_pair, frames_per_pair + 1
+    indices = list(range(min(num_clips, len(clips))))
+    results = {"clips": source, "num_clips": len(indices),
+               "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale,
+               "model": type(model).__name__}
+    for k, skip in ((1, float(frame_skip)), (2, float(frame_skip) / m)):
+        try:
+            windows = InterpolationClips(clips, frame_skip=skip, num_keyframes=num_keyframes, frames_per_pair=n,
+                                         seed=seed)
+        except ValueError:
+            results[f"pass{k}"] = None  # whole-frame data cannot give the quarter frames
+            continue
+        truth = torch.stack([windows[i]["video"] for i in indices]).to(device)  # (B, C, F, H, W)
+        middle = torch.ones(truth.shape[2], dtype=torch.bool)
+        middle[::m] = False
+        start = time.perf_counter()
+        latents = interpolate_fn(autoencoder.encode(truth[:, :, ::m]), frame_skip=skip,
+                                 generator=torch.Generator().manual_seed(seed))  # (B, C, F, h, w)
+        seconds = time.perf_counter() - start
+        frames = autoencoder.decode(latents.to(device)).clamp(-1, 1)
+        roundtrip = autoencoder.decode(autoencoder.encode(truth[:, :, middle]))
+        blend = linear_blend(truth[:, :, ::m], n)
+        results[f"pass{k}"] = {
+            "frame_skip": skip, "psnr_db": psnr(frames[:, :, middle], truth[:, :, middle]),
+            "linear_blend_psnr_db": psnr(blend[:, :, middle], truth[:, :, middle]),
+            "autoencoder_psnr_db": psnr(roundtrip, truth[:, :, middle]), "interpolation_seconds": seconds}
+        if return_frames:
+            results[f"pass{k}"]["frames"] = {"truth": truth.cpu(), "model": frames.cpu(), "blend": blend.cpu()}
+    return results
+
+
+def mfi_or_fusionframes(model, frames_per_pair: int = 3) -> Callable:
+    """The sampling pass of ``model``: ``interpolate_pass`` or the MFI baseline's ``mfi_interpolate_pass``."""
+    if isinstance(model, InterpolationUNet):
+        return interpolate_pass
+    from minifusion.training.recipes.mfi import mfi_interpolate_pass
+
+    return functools.partial(mfi_interpolate_pass, frames_per_pair=frames_per_pair)
+
+
+# -- the stage ------------------------------------------------------------------------------------
+def encode_windows(recipe: InterpolationRecipe, autoencoder, out_dir: Path, device: torch.device) -> PairedLatents:
+    """Pass-1 and pass-2 window latents of the training clips, from (or into) the latent cache.
+
+    Moving Shapes clips have ``data.num_frames`` keyframes ``data.frame_skip`` apart; a clip folder
+    gives whole frames only: windows of (n + 1)(K - 1) + 1 consecutive frames, pass 1 only.
+    """
+    data, n = recipe.data, recipe.frames_per_pair
+    kwargs = dict(num_keyframes=data.num_frames, frames_per_pair=n, seed=data.seed)
+    cache = LatentCache(cache_dir(out_dir), encode_fn=autoencoder.encode, encoder=autoencoder,
+                        batch_size=recipe.encode_batch_size, device=device, progress=recipe.training.progress,
+                        extra_fingerprint={"scaling_factor": autoencoder.scaling_factor})
+    if data.folder is not None:
+        clips = build_clips(dataclasses.replace(data, num_frames=window_length(data.num_frames, n)))
+        return PairedLatents(cache.load_or_encode(InterpolationClips(clips, frame_skip=n + 1, **kwargs)).latents, None)
+    clips = build_clips(data)
+    coarse = cache.load_or_encode(InterpolationClips(clips, frame_skip=data.frame_skip, **kwargs)).latents
+    fine = None if recipe.fine_fraction == 0 else \
+        cache.load_or_encode(InterpolationClips(clips, frame_skip=data.frame_skip / (n + 1), **kwargs)).latents
+    return PairedLatents(coarse, fine)
+
+
+def save_scheduler(scheduler, folder: Path) -> Path:
+    return write_json(folder / SCHEDULER_CONFIG_NAME, {"_class_name": type(scheduler).__name__, **scheduler.config})
+
+
+def save_interpolation_figure(evaluation: dict, path: Path, frames_per_pair: int = 3) -> Path:
+    """Truth / model / linear blend of the first evaluation clip, per pass (keyframes outlined)."""
+    from minifusion.viz import show_frames
+
+    rows = {}
+    for key in ("pass1", "pass2"):
+        res = evaluation.get(key)
+        if res and "frames" in res:
+            for name, label in (("truth", "truth"), ("model", f"model {res['psnr_db']:.1f} dB"),
+                                ("blend", f"linear blend {res['linear_blend_psnr_db']:.1f} dB")):
+                rows[f"{key} (skip {res['frame_skip']:g}): {label}"] = res["frames"][name][0]  # (C, F, H, W)
+    length = next(iter(rows.values())).shape[1]
+    fig = show_frames(rows, highlight=list(range(0, length, frames_per_pair + 1)), frame_size=0.6)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    return path
+
+
+def run_interpolation_stage(stage: str, recipe_class: type, out_dir, *, build_model: Callable, make_task: Callable,
+                            component: str, steps, config, resume, data_dir, seed, progress) -> tuple[Path, dict]:
+    """What the ``interpolation`` and ``mfi`` stages share: load T2I, encode, train, export, evaluate.
+
+    ``build_model(recipe, t2i_unet, text_encoder, latent_size)`` gives the model to train,
+    ``make_task(recipe, scheduler)`` its task; the EMA weights go to ``OUT/<component>``.
+    """
+    from minifusion.training.recipes.t2i import load_t2i
+
+    recipe = prepare_recipe(recipe_class, stage, out_dir, config=config, steps=steps, resume=resume,
+                            data_dir=data_dir, seed=seed, progress=progress)
+    out_dir, run = Path(out_dir), run_dir(out_dir, stage)
+    device = resolve_device(recipe.training.device)
+    parts = load_t2i(out_dir, device=device)  # clear errors naming the stage to train first
+    autoencoder = parts["autoencoder"]
+    latents = encode_windows(recipe, autoencoder, out_dir, device)
+    seed_everything(recipe.training.seed)  # the initial weights depend on the seed only
+    model = build_model(recipe, parts["unet"].cpu(), parts["text_encoder"].cpu(), int(latents.coarse.shape[-1]))
+    scheduler = DDPMScheduler(num_train_timesteps=recipe.num_train_timesteps, beta_schedule=recipe.beta_schedule,
+                              prediction_type="v_prediction")
+    trainer = Trainer(model, make_task(recipe, scheduler), latents, recipe.training, run)
+    write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
+    start_step = list_checkpoints(run / "checkpoints")[-1][0] if resume and list_checkpoints(run / "checkpoints") \
+        else 0
+    start = time.perf_counter()
+    result = trainer.train(resume=resume)
+    seconds = time.perf_counter() - start
+    if result.model_dir is None:
+        raise RuntimeError(f"training stopped at step {result.step} of {recipe.training.steps}")
+
+    model = type(model).from_pretrained(result.model_dir)  # EMA weights
+    final = model.save_pretrained(out_dir / component)
+    save_scheduler(scheduler, out_dir / component.replace("unet", "scheduler"))
+    metrics = {"stage": stage, "step": result.step, "last_loss": result.last_loss, "session_seconds": seconds,
+               "seconds_per_step": seconds / max(1, result.step - start_step), "train_clips": len(latents),
+               "passes_trained": 1 if latents.fine is None else 2, "device": str(device)}
+    if recipe.eval_clips:
+        folder = recipe.data.folder is not None
+        clips = build_clips(dataclasses.replace(recipe.data, num_frames=window_length(recipe.data.num_frames,
+                                                                                      recipe.frames_per_pair))) \
+            if folder else None
+        evaluation = evaluate_interpolation(
+            model.to(device).eval(), scheduler, autoencoder, clips=clips, num_clips=recipe.eval_clips,
+            num_keyframes=recipe.data.num_frames, frame_skip=recipe.frames_per_pair + 1 if folder
+            else recipe.data.frame_skip, frames_per_pair=recipe.frames_per_pair, size=recipe.data.size,
+            num_inference_steps=recipe.eval_num_inference_steps, guidance_scale=recipe.eval_guidance_scale,
+            seed=recipe.training.seed, return_frames=True)
+        save_interpolation_figure(evaluation, run / "interpolation.png", recipe.frames_per_pair)
+        for key in ("pass1", "pass2"):
+            if evaluation.get(key):
+                evaluation[key].pop("frames")
+        metrics["eval"] = evaluation
+        if recipe.training.progress:
+            for key in ("pass1", "pass2"):
+                r = evaluation.get(key)
+                if r:
+                    print(f"{stage} {key} (skip {r['frame_skip']:g}): PSNR {r['psnr_db']:.2f} dB, linear blend "
+                          f"{r['linear_blend_psnr_db']:.2f} dB, autoencoder ceiling {r['autoencoder_psnr_db']:.2f} dB")
+    write_json(run / METRICS_NAME, metrics)
+    return final, {"recipe": recipe, "latents": latents, "metrics": metrics}
+
+
+def _build_interpolation_unet(recipe: InterpolationRecipe, unet, text_encoder, latent_size: int) -> InterpolationUNet:
+    model = InterpolationUNet.from_t2i(unet, frames_per_pair=recipe.frames_per_pair, sample_size=latent_size,
+                                       num_pairs=recipe.data.num_frames - 1, null_context_length=1)
+    with torch.no_grad():  # the T2I model's unconditional input: the text encoder's null token, alone
+        model.null_encoder_hidden_states[0, 0] = text_encoder.null_token
+    return model.freeze_spatial() if recipe.freeze_spatial else model
+
+
+def task_from_recipe(recipe: InterpolationRecipe, scheduler, task_class: type = InterpolationTask):
+    """``task_class`` (``InterpolationTask`` or ``MFITask``) with the recipe's settings."""
+    skip = recipe.frames_per_pair + 1 if recipe.data.folder is not None else recipe.data.frame_skip
+    return task_class(scheduler, frame_skip=skip, frames_per_pair=recipe.frames_per_pair,
+                      fine_fraction=recipe.fine_fraction, max_perturbation=recipe.max_perturbation,
+                      keyframe_dropout=recipe.keyframe_dropout)
+
+
+def train_interpolation(out_dir: str | Path, *, steps: int | None = None,
+                        config: InterpolationRecipe | dict | str | Path | None = None, resume: bool = False,
+                        data_dir: str | Path | None = None, seed: int | None = None, progress: bool = True) -> Path:
+    """Train the interpolation stage into ``out_dir`` (which must hold the autoencoder and t2i stages).
+
+    Arguments as ``train_autoencoder``. Returns ``out_dir / "interpolation_unet"``; also writes
+    ``interpolation_scheduler/`` and (re)writes ``model_index.json`` keeping its settings.
+    """
+    final, info = run_interpolation_stage(STAGE, InterpolationRecipe, out_dir, build_model=_build_interpolation_unet,
+                                          make_task=task_from_recipe, component="interpolation_unet", steps=steps,
+                                          config=config, resume=resume, data_dir=data_dir, seed=seed,
+                                          progress=progress)
+    out_dir = Path(out_dir)
+    if (out_dir / MODEL_INDEX_NAME).is_file():
+        write_model_index(out_dir)  # keeps the earlier settings
+    else:  # the first stage to write it: the latents' range for dynamic thresholding
+        recipe = info["recipe"]
+        write_model_index(out_dir, latent_range=sample_range_from_data(info["latents"].coarse, 0.999),
+                          keyframe_frame_skip=int(recipe.frames_per_pair + 1 if recipe.data.folder
+                                                  else recipe.data.frame_skip))
+    return final

@@ -1,0 +1,437 @@
+"""Stage ``keyframes``: add temporal parts to the trained T2I U-Net and train only them on keyframe clips.
+
+FusionFrames (arXiv 2311.13073, section 3.1, Table 1) builds its keyframe model from the
+text-to-image U-Net: the spatial weights are frozen and only the new temporal layers or blocks
+(and the frame-position embedding) are trained. Here, at toy scale:
+
+- model: ``KeyframeUNet.from_t2i(OUT/unet, temporal=VARIANT)`` (one of the four variants of
+  Table 1; default the released ``"conv1d_attn1d_blocks"``), ``freeze_spatial()``; the text
+  encoder (``OUT/text_encoder``) is frozen too, so only temporal parts change;
+- data: K = 8 keyframes at frame skip 4 of the source timeline (paper: 16 at every 12th frame)
+  starting at a random source frame in 0..skip-1 of each Moving Shapes clip (drawn from
+  (data seed, clip), so the latent cache stays valid); the model is told each keyframe's
+  source position relative to its first keyframe, 0, 4, ..., 28, as the pipeline does at
+  inference. ``--data`` clips are read from their first frame at ``folder_frame_skip``;
+- objective: as the t2i stage (epsilon prediction, the t2i stage's cosine schedule from
+  ``OUT/scheduler``, 10% caption dropout to the null embedding), on video latents
+  (B, 4, 8, 16, 16) encoded once into a ``LatentCache``;
+- motion check (DESIGN.md section 9: motion is learned long after appearance and the loss says
+  nothing about it): every ``motion_check_every`` steps the EMA model samples the prompts
+  ``a {color} {shape} moves {direction}`` through the pipeline's keyframe sampler, and the
+  decoded keyframes are measured with ``minifusion.eval.pixel_metrics``: fraction with the
+  prompted colour, fraction moving in the prompted direction (chance 1/8), background flicker.
+  One row per check goes to ``runs/keyframes/motion.csv``; ``motion_samples.png`` shows the latest.
+
+Writes ``OUT/keyframe_unet/`` (EMA weights) and ``OUT/model_index.json`` (latent range measured
+on the training latents), so that the folder loads as a keyframes-only ``FusionFramesPipeline``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from minifusion.data import parse_caption
+from minifusion.diffusion import DDIMScheduler, DDPMScheduler
+from minifusion.diffusion.thresholding import sample_range_from_data
+from minifusion.models.keyframe_unet import KeyframeUNet, check_temporal
+from minifusion.models.text_encoder import TextEncoder
+from minifusion.models.tokenizer import Tokenizer
+from minifusion.models.unet import UNet
+from minifusion.training.config import TrainingConfig
+from minifusion.training.latent_cache import LatentCache, dataset_description
+from minifusion.training.precision import resolve_device
+from minifusion.training.randomness import per_sample_bernoulli, per_sample_noise, per_sample_randint, seed_everything
+from minifusion.training.recipes.common import (
+    METRICS_NAME,
+    RECIPE_NAME,
+    DataOptions,
+    build_clips,
+    cache_dir,
+    load_recipe,
+    load_scheduler,
+    prepare_recipe,
+    recipe_to_dict,
+    run_dir,
+    write_json,
+)
+from minifusion.training.trainer import Trainer
+
+STAGE = "keyframes"
+MOTION_CSV = "motion.csv"
+MOTION_COLUMNS = ("step", "num_videos", "color_accuracy", "direction_accuracy", "moving_fraction",
+                  "background_flicker", "seconds")
+# one prompt per direction; no held-out (colour, shape) pair
+DEFAULT_MOTION_PROMPTS = ("a red circle moves right", "a blue square moves left", "a green triangle moves up",
+                          "a yellow star moves down", "a purple circle moves up-right",
+                          "a cyan square moves down-left", "a white triangle moves up-left",
+                          "a red star moves down-right")
+
+
+def _default_training() -> TrainingConfig:
+    return TrainingConfig(steps=3000, batch_size=8, lr=3e-4, warmup_steps=100, ema_decay=0.999, ema_warmup=True,
+                          checkpoint_every=250, log_every=10, extra={"recipe": STAGE})
+
+
+@dataclass
+class KeyframesRecipe:
+    temporal: str = "conv1d_attn1d_blocks"  # temporal variant (Table 1); CLI: --temporal
+    temporal_head_dim: int | None = None  # channels per temporal-attention head; None = the U-Net's attention_head_dim
+    attention_window: int = 2  # window side of "conv1d_attn3d_blocks"
+    training: TrainingConfig = field(default_factory=_default_training)
+    data: DataOptions = field(default_factory=lambda: DataOptions(num_clips=4000))  # num_frames = keyframes K
+    random_start: bool = True  # start each clip at a random source frame in 0..frame_skip-1 (Moving Shapes)
+    caption_dropout: float = 0.1  # probability of training a sample with the null embedding (for guidance)
+    encode_batch_size: int = 16  # clips per autoencoder call when filling the latent cache
+    latent_range_quantile: float = 0.999  # quantile of |latents| stored as the pipeline's latent_range
+    motion_check_every: int = 250  # steps between motion checks; 0 = only the final one
+    motion_prompts: tuple[str, ...] = DEFAULT_MOTION_PROMPTS  # each "a {color} {shape} moves {direction}"
+    motion_samples_per_prompt: int = 2  # videos per prompt per check
+    motion_num_inference_steps: int = 20  # DDIM steps per check
+    motion_guidance_scale: float = 5.0  # classifier-free guidance s of the checks (1 = none)
+
+    def validate(self) -> None:
+        check_temporal(self.temporal)
+        if not isinstance(self.random_start, bool):
+            raise ValueError(f"random_start {self.random_start!r} is not allowed; it must be true or false")
+        h = self.temporal_head_dim
+        if h is not None and (isinstance(h, bool) or not isinstance(h, int) or h < 1):
+            raise ValueError(f"temporal_head_dim {h!r} is not allowed; it must be an integer >= 1 or None "
+                             "(the U-Net's attention_head_dim)")
+        if not isinstance(self.caption_dropout, (int, float)) or not 0 <= self.caption_dropout < 1:
+            raise ValueError(f"caption_dropout {self.caption_dropout!r} is not allowed; it must be in [0, 1)")
+        if not isinstance(self.latent_range_quantile, (int, float)) or not 0 < self.latent_range_quantile <= 1:
+            raise ValueError(f"latent_range_quantile {self.latent_range_quantile!r} is not allowed; it must be "
+                             "in (0, 1]")
+        for name, low in (("encode_batch_size", 1), ("motion_check_every", 0), ("motion_samples_per_prompt", 1),
+                          ("motion_num_inference_steps", 1), ("attention_window", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"{name} {v!r} is not allowed; it must be an integer >= {low}")
+        g = self.motion_guidance_scale
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
+            raise ValueError(f"motion_guidance_scale {g!r} is not allowed; it must be a number >= 0 (1 = no guidance)")
+        motion_targets(self.motion_prompts)
+
+
+def motion_targets(prompts) -> tuple[list[str], list[str]]:
+    """(colours, directions) that prompts of the form ``a {color} {shape} moves {direction}`` ask for."""
+    if isinstance(prompts, str) or not prompts:
+        raise ValueError(f"motion_prompts {prompts!r} must be a non-empty list of prompts")
+    colors, directions = [], []
+    for p in prompts:
+        try:
+            attrs = parse_caption(p)
+        except ValueError as e:
+            raise ValueError(f"motion prompt {p!r} is not a Moving Shapes caption: {e}") from None
+        if attrs["motion"] != "moves" or attrs["direction"] == "none" or attrs["color2"] != "none":
+            raise ValueError(f"motion prompt {p!r} must be one shape that moves in a direction, "
+                             "e.g. 'a red circle moves right'")
+        colors.append(attrs["color"])
+        directions.append(attrs["direction"])
+    return colors, directions
+
+
+# -- data ----------------------------------------------------------------------------------------
+class KeyframeClips(Dataset):
+    """Keyframe clips: K frames ``frame_skip`` source frames apart, from a random start.
+
+    Item i is ``{"video": (C, K, H, W) in [-1, 1], "caption", "attributes"}``; for Moving Shapes
+    the clip is rendered at source times ``start + k * frame_skip`` with ``start`` in
+    0..frame_skip-1 drawn from (seed, i) (``attributes["start"]``), so item i is a pure function
+    of i. Other datasets (``ClipFolder``) are returned as they are (start 0).
+    """
+
+    def __init__(self, clips: Dataset, *, random_start: bool = True, seed: int = 0) -> None:
+        self.clips, self.random_start, self.seed = clips, bool(random_start), int(seed)
+        self.num_frames = int(clips.num_frames)
+        self.frame_skip = int(getattr(clips, "frame_skip", 1))
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def start(self, index: int) -> int:
+        if not self.random_start or not hasattr(self.clips, "clip_params"):
+            return 0
+        return int(np.random.default_rng((self.seed, 7, int(index))).integers(self.frame_skip))
+
+    def __getitem__(self, index: int) -> dict:
+        if not hasattr(self.clips, "clip_params"):
+            item = self.clips[index]
+            return {"video": item["video"], "caption": item["caption"], "attributes": dict(item.get("attributes") or {})}
+        params = self.clips.clip_params(index)
+        start = self.start(index)
+        times = start + params.times  # (K,) source frames
+        attributes = {**params.attributes, "start": start, "times": torch.from_numpy(times.astype(np.float32))}
+        return {"video": self.clips.render(index, times), "caption": params.caption, "attributes": attributes}
+
+    def fingerprint_fields(self) -> dict:
+        """What defines the items (for ``LatentCache``), including a clip folder's files."""
+        fields = {"clips": dataset_description(self.clips), "random_start": self.random_start, "seed": self.seed}
+        if hasattr(self.clips, "entries"):  # ClipFolder: its path, files and captions
+            fields["root"] = str(Path(self.clips.root).resolve())
+            fields["files"] = [[p.name, caption, p.stat().st_mtime_ns if p.is_file() else 0]
+                               for p, caption in self.clips.entries]
+        return fields
+
+
+class KeyframeCollate:
+    """Cached-latent items -> {"latents": (B, C, K, h, w), "input_ids": (B, L), "attention_mask": (B, L)}."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, items: list[dict]) -> dict:
+        input_ids, attention_mask = self.tokenizer([it["caption"] for it in items])
+        return {"latents": torch.stack([it["latents"] for it in items]), "input_ids": input_ids,
+                "attention_mask": attention_mask}
+
+
+# -- training --------------------------------------------------------------------------------------
+class KeyframesTask:
+    """Diffusion loss of the keyframe U-Net on text from the frozen text encoder.
+
+    Per sample, in this order: timestep, noise (B, C, K, h, w), caption-dropout decision (a
+    dropped caption's mask row is cleared, which the text encoder answers with its null embedding).
+    """
+
+    def __init__(self, scheduler, text_encoder: TextEncoder, *, frame_positions: torch.Tensor,
+                 caption_dropout: float = 0.1) -> None:
+        self.scheduler, self.text_encoder = scheduler, text_encoder.eval().requires_grad_(False)
+        self.frame_positions, self.caption_dropout = frame_positions, float(caption_dropout)
+
+    def loss(self, model: KeyframeUNet, batch: dict, sample_indices: list[int],
+             generators: list[torch.Generator]) -> torch.Tensor:
+        x0 = batch["latents"]  # (B, C, K, h, w)
+        device = x0.device
+        t = per_sample_randint(generators, 0, self.scheduler.num_train_timesteps, device=device)  # (B,)
+        noise = per_sample_noise(generators, x0.shape[1:], device=device, dtype=x0.dtype)  # (B, C, K, h, w)
+        drop = per_sample_bernoulli(generators, self.caption_dropout, device=device)  # (B,) bool
+        mask = batch["attention_mask"] & ~drop[:, None]  # (B, L); empty rows -> null embedding
+        with torch.no_grad():
+            hidden, hidden_mask = self.text_encoder(batch["input_ids"], mask)  # (B, L, D), (B, L)
+        x_t = self.scheduler.add_noise(x0, noise, t)
+        target = self.scheduler.training_target(x0, noise, t)
+        prediction = model(x_t, t, hidden, hidden_mask, frame_positions=self.frame_positions.to(device))
+        return F.mse_loss(prediction.float(), target.float())
+
+
+# -- the motion check ------------------------------------------------------------------------------
+class MotionCheck:
+    """Trainer callback: sample the motion prompts with the EMA weights, measure, log (module docstring).
+
+    Call ``check(keyframe_unet, step)`` directly to measure any keyframe model (the final check).
+    """
+
+    def __init__(self, *, every_n_steps: int, autoencoder, text_encoder: TextEncoder, scheduler, settings,
+                 prompts, samples_per_prompt: int = 2, num_inference_steps: int = 20, guidance_scale: float = 5.0,
+                 num_keyframes: int = 8, seed: int = 0, run: Path, verbose: bool = True) -> None:
+        self.every_n_steps = max(int(every_n_steps), 1)
+        self.autoencoder, self.text_encoder, self.scheduler, self.settings = autoencoder, text_encoder, scheduler, settings
+        self.prompts = [p for p in prompts for _ in range(samples_per_prompt)]
+        self.colors, self.directions = motion_targets(self.prompts)
+        self.num_inference_steps, self.guidance_scale = num_inference_steps, guidance_scale
+        self.num_keyframes, self.seed, self.run, self.verbose = num_keyframes, seed, Path(run), verbose
+        self.last_report: dict | None = None
+
+    def __call__(self, trainer: Trainer, step: int) -> None:
+        ema = trainer.ema.average_parameters(trainer.model) if trainer.ema is not None else contextlib.nullcontext()
+        with ema:
+            self.check(trainer.model, step)
+
+    def sample(self, keyframe_unet: KeyframeUNet) -> torch.Tensor:
+        """Decoded keyframes (B, 3, K, H, W) in [0, 1] for the prompts, from a generator seeded with ``seed``."""
+        from minifusion.pipeline import FusionFramesPipeline
+
+        pipe = FusionFramesPipeline(autoencoder=self.autoencoder, text_encoder=self.text_encoder,
+                                    keyframe_unet=keyframe_unet, scheduler=self.scheduler, settings=self.settings)
+        out = pipe(self.prompts, num_keyframes=self.num_keyframes, num_inference_steps=self.num_inference_steps,
+                   guidance_scale=self.guidance_scale, interpolation_passes=0, output_type="pt", progress=False,
+                   generator=torch.Generator().manual_seed(self.seed))
+        return out.keyframes
+
+    def check(self, keyframe_unet: KeyframeUNet, step: int) -> dict:
+        from minifusion.eval import motion_report
+
+        was_training = keyframe_unet.training
+        start = time.perf_counter()
+        try:
+            videos = self.sample(keyframe_unet)
+        finally:
+            keyframe_unet.train(was_training)
+        report = motion_report(videos, self.colors, self.directions, value_range=(0.0, 1.0))
+        report.update(step=step, seconds=time.perf_counter() - start)
+        self._append_row(report)
+        self._save_picture(videos, report)
+        self.last_report = report
+        if self.verbose:
+            n = report["num_videos"]
+            print(f"keyframes step {step}: colour {report['color_accuracy'] * n:.0f}/{n}, direction "
+                  f"{report['direction_accuracy'] * n:.0f}/{n} (chance {n / 8:g}), moving "
+                  f"{report['moving_fraction'] * n:.0f}/{n}, background flicker {report['background_flicker']:.4f}",
+                  flush=True)
+        return report
+
+    def _append_row(self, report: dict) -> None:
+        path = self.run / MOTION_CSV
+        rows = []
+        if path.is_file():  # a resumed run re-measures steps after its checkpoint: drop the old rows
+            with path.open(newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) < report["step"]]
+        rows.append({k: report[k] for k in MOTION_COLUMNS})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".csv.tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=MOTION_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(path)
+
+    def _save_picture(self, videos: torch.Tensor, report: dict) -> None:
+        from minifusion.viz import show_frames
+
+        titles = [f"{p}  -> {c}, {d}" for p, c, d in zip(self.prompts, report["colors"], report["directions"])]
+        fig = show_frames(videos, titles=titles, value_range=(0, 1))
+        fig.suptitle(f"step {report['step']} (EMA, {self.num_inference_steps} DDIM steps, s={self.guidance_scale:g})",
+                     fontsize=10)
+        fig.savefig(self.run / "motion_samples.png", dpi=80, bbox_inches="tight")
+
+
+# -- the stage -------------------------------------------------------------------------------------
+def _load_parts(out_dir: Path) -> tuple:
+    from minifusion.models.autoencoder import Autoencoder
+
+    needs = {"autoencoder": ("autoencoder", Autoencoder), "text_encoder": ("t2i", TextEncoder), "unet": ("t2i", UNet)}
+    parts = []
+    for name, (stage, cls) in needs.items():
+        if not (out_dir / name / "config.json").is_file():
+            raise ValueError(f"{str(out_dir / name)!r} is missing; the keyframes stage starts from the {stage} stage: "
+                             f"python -m minifusion train {stage} --out {out_dir}")
+        parts.append(cls.from_pretrained(out_dir / name))
+    return (*parts, load_scheduler(out_dir, DDPMScheduler))
+
+
+def _saved_temporal(run: Path) -> str | None:
+    saved = run / RECIPE_NAME
+    return load_recipe(KeyframesRecipe, saved).temporal if saved.is_file() else None
+
+
+def train_keyframes(out_dir: str | Path, *, steps: int | None = None,
+                    config: KeyframesRecipe | dict | str | Path | None = None, resume: bool = False,
+                    data_dir: str | Path | None = None, seed: int | None = None, progress: bool = True,
+                    temporal: str | None = None) -> Path:
+    """Train the keyframes stage into ``out_dir`` (which must hold the autoencoder and t2i stages).
+
+    Arguments as ``train_autoencoder``, plus ``temporal``: the temporal variant (overrides the
+    recipe's; one of ``KeyframeUNet`` variants). Returns ``out_dir / "keyframe_unet"``.
+    """
+    if temporal is not None:
+        check_temporal(temporal)
+    out_dir, run = Path(out_dir), run_dir(out_dir, STAGE)
+    recipe = prepare_recipe(KeyframesRecipe, STAGE, out_dir, config=config, steps=steps, resume=resume,
+                            data_dir=data_dir, seed=seed, progress=progress)
+    if temporal is not None:
+        recipe.temporal = temporal
+    saved = _saved_temporal(run) if resume else None
+    if saved is not None and saved != recipe.temporal:
+        raise ValueError(f"the run in {str(run)!r} trains temporal {saved!r}; it cannot resume as {recipe.temporal!r} "
+                         "(use another --out for another variant)")
+    device = resolve_device(recipe.training.device)
+    autoencoder, text_encoder, unet, scheduler = _load_parts(out_dir)
+    autoencoder, text_encoder = autoencoder.to(device).eval(), text_encoder.to(device).eval()
+    if scheduler.config["prediction_type"] != unet.config.prediction_type:
+        raise ValueError(f"OUT/scheduler predicts {scheduler.config['prediction_type']!r} but OUT/unet was trained "
+                         f"for {unet.config.prediction_type!r}; retrain the t2i stage")
+
+    clips = KeyframeClips(build_clips(recipe.data), random_start=recipe.random_start, seed=recipe.data.seed)
+    cache = LatentCache(cache_dir(out_dir), encode_fn=autoencoder.encode, encoder=autoencoder,
+                        batch_size=recipe.encode_batch_size, device=device, progress=recipe.training.progress,
+                        extra_fingerprint={"scaling_factor": autoencoder.scaling_factor})
+    latents = cache.load_or_encode(clips)  # items {"latents": (C, K, h, w), "caption", "attributes"}
+    if latents.captions is None:
+        raise ValueError("the training clips have no captions; the keyframes stage needs one caption per clip")
+    latent_range = sample_range_from_data(latents.latents, recipe.latent_range_quantile)
+    num_keyframes, latent_size = int(latents.latents.shape[2]), int(latents.latents.shape[-1])
+    frame_skip = recipe.data.frame_skip if recipe.data.folder is None else recipe.data.folder_frame_skip
+
+    seed_everything(recipe.training.seed)  # the initial temporal weights depend on the seed only
+    model = KeyframeUNet.from_t2i(unet, temporal=recipe.temporal, temporal_head_dim=recipe.temporal_head_dim,
+                                  attention_window=recipe.attention_window, num_frames=num_keyframes,
+                                  sample_size=latent_size).freeze_spatial()
+    positions = torch.arange(num_keyframes, dtype=torch.float32) * frame_skip  # (K,) 0, 4, ..., 28
+    task = KeyframesTask(scheduler, text_encoder, frame_positions=positions, caption_dropout=recipe.caption_dropout)
+
+    from minifusion.pipelines import PipelineSettings
+
+    settings = PipelineSettings(latent_range=latent_range, keyframe_frame_skip=frame_skip)
+    check = _motion_check(recipe, autoencoder, text_encoder, settings, out_dir, run, num_keyframes)
+    callbacks = [check] if check is not None and recipe.motion_check_every > 0 else []
+    trainer = Trainer(model, task, latents, recipe.training, run, collate_fn=KeyframeCollate(text_encoder.tokenizer),
+                      callbacks=callbacks)
+    write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
+    start = time.perf_counter()
+    result = trainer.train(resume=resume)
+    seconds = time.perf_counter() - start
+    if result.model_dir is None:
+        raise RuntimeError(f"training stopped at step {result.step} of {recipe.training.steps}")
+
+    from minifusion.pipeline import FusionFramesPipeline
+    from minifusion.pipelines import write_model_index
+
+    final = KeyframeUNet.from_pretrained(result.model_dir).save_pretrained(out_dir / "keyframe_unet")  # EMA weights
+    write_model_index(out_dir, latent_range=latent_range, keyframe_frame_skip=frame_skip)
+    pipe = FusionFramesPipeline.from_pretrained(out_dir, device=device)  # the folder must load as a pipeline
+    metrics = {"stage": STAGE, "step": result.step, "last_loss": result.last_loss, "session_seconds": seconds,
+               "seconds_per_step": _seconds_per_step(run / "log.csv"),
+               "train_clips": len(latents), "temporal": recipe.temporal, "latent_range": latent_range,
+               "trainable_parameters": sum(p.numel() for p in model.temporal_parameters()),
+               "parameters": sum(p.numel() for p in model.parameters())}
+    if check is not None:
+        report = check.last_report  # the callback measured the same EMA weights at the last step
+        if report is None or report["step"] != result.step:
+            report = check.check(pipe.keyframe_unet, result.step)
+        metrics["motion"] = {k: report[k] for k in MOTION_COLUMNS}
+    write_json(run / METRICS_NAME, metrics)
+    if recipe.training.progress:
+        print(f"keyframes ({recipe.temporal}): step {result.step}, last loss {result.last_loss:.4g}; "
+              f"latent range {latent_range:.3f}; -> {final}")
+    return final
+
+
+def _seconds_per_step(log_path: Path) -> float:
+    """Median training seconds per step over the logged windows (motion checks excluded)."""
+    from minifusion.training.metrics import read_log
+
+    rates = [float(r["steps_per_sec"]) for r in read_log(log_path) if float(r.get("steps_per_sec") or 0) > 0]
+    return 1.0 / float(np.median(rates)) if rates else math.nan
+
+
+def _motion_check(recipe: KeyframesRecipe, autoencoder, text_encoder: TextEncoder, settings, out_dir: Path, run: Path,
+                  num_keyframes: int) -> MotionCheck | None:
+    """The motion check of the recipe, or None when its prompts use words the text encoder does not know."""
+    unknown = text_encoder.tokenizer.unknown_words(list(recipe.motion_prompts))
+    if unknown:
+        warnings.warn(f"motion check disabled: the motion prompts use words the text encoder does not know "
+                      f"({unknown}); set motion_prompts to captions of your data", UserWarning, stacklevel=3)
+        return None
+    return MotionCheck(every_n_steps=recipe.motion_check_every, autoencoder=autoencoder, text_encoder=text_encoder,
+                       scheduler=load_scheduler(out_dir, DDIMScheduler), settings=settings,
+                       prompts=recipe.motion_prompts, samples_per_prompt=recipe.motion_samples_per_prompt,
+                       num_inference_steps=recipe.motion_num_inference_steps,
+                       guidance_scale=recipe.motion_guidance_scale, num_keyframes=num_keyframes,
+                       seed=recipe.training.seed, run=run, verbose=recipe.training.progress)
+
+
+__all__ = ["DEFAULT_MOTION_PROMPTS", "KeyframeClips", "KeyframeCollate", "KeyframesRecipe", "KeyframesTask",
+           "MotionCheck", "motion_targets", "train_keyframes"]

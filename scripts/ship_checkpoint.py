@@ -1,0 +1,148 @@
+"""Copy a trained pipeline folder into ``data_samples/checkpoints/NAME`` (half-precision weights) with its card.
+
+The card (``README.md`` beside the weights) is written from what the training runs recorded:
+each stage's recipe, step count, last logged loss, seconds per step and training time (from
+``OUT/runs/STAGE/log.csv``), its metrics (``metrics.json``), plus the commands given with
+``--command``, the seed and the hardware. The runs' small files (recipe, metrics, log, loss
+plot, sample pictures) are copied to ``training/STAGE/`` so every figure can be traced.
+
+    python scripts/ship_checkpoint.py --from runs/shapes --command "python -m minifusion train all ..."
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from minifusion.models import UNet
+from minifusion.pipeline import FusionFramesPipeline
+from minifusion.pipelines.model_index import CHECKPOINTS_DIR
+
+STAGES = ("autoencoder", "t2i", "keyframes", "interpolation", "decoder", "mfi")
+RUN_FILES = ("recipe.json", "metrics.json", "log.csv", "loss.png", "motion.csv", "motion_samples.png",
+             "reconstructions.png", "samples.png", "interpolation.png", "compare.png")
+EXTRA_PARTS = {"unet": UNet}  # the T2I U-Net (notebook 06 samples it); not a pipeline component
+
+
+def log_summary(path: Path) -> dict:
+    """Steps, last loss, median seconds per step and training seconds (sum over resumed sessions)."""
+    rows = list(csv.DictReader(path.open()))
+    if not rows:
+        return {}
+    sessions, last = [], 0.0
+    for r in rows:  # wall_time restarts at 0 when a run is resumed
+        t = float(r["wall_time"])
+        if t < last:
+            sessions.append(last)
+        last = t
+    sessions.append(last)
+    rates = sorted(float(r["steps_per_sec"]) for r in rows if float(r["steps_per_sec"]) > 0)
+    return {"steps": int(rows[-1]["step"]), "last_loss": float(rows[-1]["loss"]),
+            "seconds_per_step": 1 / rates[len(rates) // 2] if rates else None,
+            "training_seconds": sum(sessions), "sessions": len(sessions)}
+
+
+def hardware() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return f"{cpu}, {os.cpu_count()} cores, no GPU, fp32, torch {torch.__version__}, {platform.system()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--from", dest="source", type=Path, required=True, help="trained pipeline folder")
+    parser.add_argument("--name", default="moving-shapes", help="checkpoint name (default moving-shapes)")
+    parser.add_argument("--command", action="append", default=[], help="a command that trained it (repeatable)")
+    parser.add_argument("--note", action="append", default=[], help="a line for the card's notes (repeatable)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", default="1 torch thread per training process")
+    parser.add_argument("--max-mb", type=float, default=50.0, help="refuse to ship more than this (default 50)")
+    args = parser.parse_args(argv)
+
+    target = CHECKPOINTS_DIR / args.name
+    pipe = FusionFramesPipeline.from_pretrained(args.source)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.save_pretrained(tmp, dtype=torch.float16)
+    for name, cls in EXTRA_PARTS.items():
+        if (args.source / name).is_dir():
+            cls.from_pretrained(args.source / name).save_pretrained(tmp / name, dtype=torch.float16)
+    stages = {}
+    for stage in STAGES:
+        run = args.source / "runs" / stage
+        if not run.is_dir():
+            continue
+        dest = tmp / "training" / stage
+        dest.mkdir(parents=True)
+        for name in RUN_FILES:
+            if (run / name).is_file():
+                shutil.copy2(run / name, dest / name)
+        metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else {}
+        stages[stage] = {**(log_summary(run / "log.csv") if (run / "log.csv").is_file() else {}), "metrics": metrics}
+    size_mb = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file()) / 2**20
+    if size_mb > args.max_mb:
+        raise SystemExit(f"{tmp} holds {size_mb:.1f} MB, over --max-mb {args.max_mb}")
+    (tmp / "README.md").write_text(card(args, stages, size_mb))
+    (tmp / "training" / "summary.json").write_text(json.dumps(stages, indent=2, default=str) + "\n")
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    print(f"shipped {args.source} -> {target} ({size_mb:.1f} MB)")
+    return 0
+
+
+def card(args, stages: dict, size_mb: float) -> str:
+    lines = [f"# `{args.name}`: the shipped FusionFrames pipeline for Moving Shapes", "",
+             "Trained on this project's own Moving Shapes renders by its own recipes "
+             "(`python -m minifusion train ...`); nothing was downloaded. Load it with "
+             "`FusionFramesPipeline.from_pretrained(minifusion.pretrained())`.", "",
+             f"- hardware: {hardware()}; {args.threads}",
+             f"- seed: {args.seed} (training and data)",
+             f"- weights stored as float16 ({size_mb:.1f} MB in all); they load as float32",
+             "- config: `configs/moving-shapes.json` (each stage's recipe is in `training/STAGE/recipe.json`)", "",
+             "## Commands", "", "```"] + args.command + ["```", "", "## Stages", "",
+             "| stage | steps | training time | s/step | last logged loss | result |",
+             "|---|---|---|---|---|---|"]
+    for stage, s in stages.items():
+        m = s["metrics"]
+        result = {
+            "autoencoder": lambda: f"val PSNR {m.get('val_psnr_db', float('nan')):.2f} dB",
+            "t2i": lambda: "see training/t2i/samples.png",
+            "keyframes": lambda: (f"motion check: colour {m['motion']['color_accuracy']:.0%}, direction "
+                                  f"{m['motion']['direction_accuracy']:.0%} of {m['motion']['num_videos']} videos"
+                                  if "motion" in m else ""),
+            "interpolation": lambda: "; ".join(
+                f"{k}: {m[k]['psnr_db']:.2f} dB vs blend {m[k]['linear_blend_psnr_db']:.2f} dB"
+                for k in ("pass1", "pass2") if isinstance(m.get(k), dict)) if m else "",
+        }.get(stage, lambda: "")()
+        minutes = s.get("training_seconds", 0) / 60
+        sessions = f" ({s['sessions']} sessions)" if s.get("sessions", 1) > 1 else ""
+        lines.append(f"| {stage} | {s.get('steps', '?')} | {minutes:.1f} min{sessions} | "
+                     f"{s.get('seconds_per_step') or float('nan'):.2f} | {s.get('last_loss', float('nan')):.4g} | "
+                     f"{result} |")
+    lines += ["", "Training time is the sum of the logged sessions (a resumed run adds one); the machine was "
+              "shared with other work, so times are upper bounds.", ""]
+    if args.note:
+        lines += ["## Notes", ""] + [f"- {n}" for n in args.note] + [""]
+    lines += ["## Quality", "", "Measured by `python benchmarks/bench_quality.py` (see the README's quality "
+              "section for the figures of this checkpoint).", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
