@@ -253,7 +253,7 @@ def _seconds_per_step(log_path: Path) -> float:
 
 
 @torch.no_grad()
-def _latent_range(autoencoder: Autoencoder, clips: Dataset, quantile: float, *, count: int = 32) -> float:
+def _latent_range(autoencoder: Autoencoder, clips: Dataset, quantile: float, *, count: int = 16) -> float:
     """The scaled latents' range (for a model_index.json written by this stage) on up to ``count`` clips."""
     from minifusion.diffusion.thresholding import sample_range_from_data
 
