@@ -327,15 +327,19 @@ def evaluate_interpolation(model, scheduler, autoencoder, *, clips: Dataset | No
         middle = torch.ones(truth.shape[2], dtype=torch.bool)
         middle[::m] = False
         start = time.perf_counter()
-        latents = interpolate_fn(autoencoder.encode(truth[:, :, ::m]), frame_skip=skip,
+        keyframe_latents = autoencoder.encode(truth[:, :, ::m])  # (B, C, K, h, w)
+        latents = interpolate_fn(keyframe_latents, frame_skip=skip,
                                  generator=torch.Generator().manual_seed(seed))  # (B, C, F, h, w)
         seconds = time.perf_counter() - start
         frames = autoencoder.decode(latents.to(device)).clamp(-1, 1)
         roundtrip = autoencoder.decode(autoencoder.encode(truth[:, :, middle]))
         blend = linear_blend(truth[:, :, ::m], n)
+        # the same blend of the keyframe *latents*, through the same decoder as the model's frames
+        latent_blend = autoencoder.decode(linear_blend(keyframe_latents, n)).clamp(-1, 1)
         results[f"pass{k}"] = {
             "frame_skip": skip, "psnr_db": psnr(frames[:, :, middle], truth[:, :, middle]),
             "linear_blend_psnr_db": psnr(blend[:, :, middle], truth[:, :, middle]),
+            "latent_blend_psnr_db": psnr(latent_blend[:, :, middle], truth[:, :, middle]),
             "autoencoder_psnr_db": psnr(roundtrip, truth[:, :, middle]), "interpolation_seconds": seconds}
         if return_frames:
             results[f"pass{k}"]["frames"] = {"truth": truth.cpu(), "model": frames.cpu(), "blend": blend.cpu()}
