@@ -1,5 +1,5 @@
 # minifusion: two commands set up a fresh machine.
-#   make demo   - create .venv if missing, install pinned deps + package, run the main job
+#   make demo   - create .venv if missing, install pinned deps + package, text -> video from the shipped checkpoint
 #   make test   - same set-up, then unit tests and every notebook (FAST mode) under nbval
 #   make lab    - JupyterLab on notebooks/ with the project's kernel
 PYTHON ?= python3
@@ -26,7 +26,9 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m minifusion demo --out outputs
+	mkdir -p outputs
+	$(PY) -m minifusion generate "a red circle moves right" --out outputs/demo.gif --seed 0
+	$(PY) -m minifusion generate "a green square moves up" --out outputs/demo_113_frames.gif --passes 2 --seed 0
 
 test: $(STAMP)
 	MINIFUSION_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -n $(JOBS) --dist loadfile -q \

@@ -72,9 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", default="1 torch thread per training process")
     parser.add_argument("--max-mb", type=float, default=50.0, help="refuse to ship more than this (default 50)")
+    parser.add_argument("--card-only", action="store_true", help="only rewrite README.md of a shipped folder")
+    parser.add_argument("--quality", type=Path, default=None,
+                        help="JSON written by benchmarks/bench_quality.py --json, quoted in the card")
     args = parser.parse_args(argv)
 
     target = CHECKPOINTS_DIR / args.name
+    if args.card_only:
+        stages = json.loads((target / "training" / "summary.json").read_text())
+        size_mb = sum(p.stat().st_size for p in target.rglob("*") if p.is_file() and p.name != "README.md") / 2**20
+        (target / "README.md").write_text(card(args, stages, size_mb))
+        print(f"rewrote {target / 'README.md'}")
+        return 0
     pipe = FusionFramesPipeline.from_pretrained(args.source)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -126,9 +135,14 @@ def card(args, stages: dict, size_mb: float) -> str:
             "keyframes": lambda: (f"motion check: colour {m['motion']['color_accuracy']:.0%}, direction "
                                   f"{m['motion']['direction_accuracy']:.0%} of {m['motion']['num_videos']} videos"
                                   if "motion" in m else ""),
-            "interpolation": lambda: "; ".join(
-                f"{k}: {m[k]['psnr_db']:.2f} dB vs blend {m[k]['linear_blend_psnr_db']:.2f} dB"
-                for k in ("pass1", "pass2") if isinstance(m.get(k), dict)) if m else "",
+            "interpolation": lambda: "held-out keyframes, PSNR of the middle frames: " + "; ".join(
+                f"{k} {m['eval'][k]['psnr_db']:.2f} dB vs pixel blend {m['eval'][k]['linear_blend_psnr_db']:.2f} dB"
+                for k in ("pass1", "pass2") if isinstance(m.get("eval", {}).get(k), dict)),
+            "decoder": lambda: (f"{m['variant']}: PSNR {m['video_decoder']['psnr_db']:.2f} dB, SSIM "
+                                f"{m['video_decoder']['ssim']:.3f}, flicker ratio {m['video_decoder']['flicker_ratio']:.3f}"
+                                f" (image decoder {m['image_decoder']['psnr_db']:.2f} dB, "
+                                f"{m['image_decoder']['ssim']:.3f}, {m['image_decoder']['flicker_ratio']:.3f})"
+                                if "video_decoder" in m else ""),
         }.get(stage, lambda: "")()
         minutes = s.get("training_seconds", 0) / 60
         sessions = f" ({s['sessions']} sessions)" if s.get("sessions", 1) > 1 else ""
@@ -139,8 +153,34 @@ def card(args, stages: dict, size_mb: float) -> str:
               "shared with other work, so times are upper bounds.", ""]
     if args.note:
         lines += ["## Notes", ""] + [f"- {n}" for n in args.note] + [""]
-    lines += ["## Quality", "", "Measured by `python benchmarks/bench_quality.py` (see the README's quality "
-              "section for the figures of this checkpoint).", ""]
+    lines += ["## Quality", ""]
+    if args.quality is not None and args.quality.is_file():
+        q = json.loads(args.quality.read_text())
+        lines += [f"`python benchmarks/bench_quality.py --json {args.quality.as_posix()}` (seed {q['seed']}) printed:", "",
+                  "| prompts `a {color} {shape} moves {left/right/up/down}`, 29 frames | videos | colour (bar 90%) "
+                  "| direction (bar 80%, chance 12.5%) |", "|---|---|---|---|"]
+        for name in ("all", "seen_pairs", "heldout_pairs"):
+            r = q["prompts"][name]
+            lines.append(f"| {name.replace('_', ' ')} | {r['num_videos']} | {r['color_accuracy']:.1%} | "
+                         f"{r['direction_accuracy']:.1%} |")
+        ev = q.get("interpolation")
+        if ev:
+            lines += ["", "| interpolating true keyframes of held-out clips | model | pixel blend | latent blend "
+                      "| autoencoder round trip |", "|---|---|---|---|---|"]
+            for k in ("pass1", "pass2"):
+                r = ev.get(k)
+                if r:
+                    lines.append(f"| {k} (keyframes {r['frame_skip']:g} frames apart) | {r['psnr_db']:.2f} dB | "
+                                 f"{r['linear_blend_psnr_db']:.2f} dB | {r.get('latent_blend_psnr_db', float('nan')):.2f}"
+                                 f" dB | {r['autoencoder_psnr_db']:.2f} dB |")
+        st = q.get("steadiness")
+        if st:
+            lines += ["", f"Two passes ({st['num_frames']} frames, {st['num_videos']} videos): "
+                      f"{st['steady_fraction']:.1%} move the prompted way without a backward step over "
+                      f"{st['jump_pixels']:g} px."]
+        lines.append("")
+    else:
+        lines += ["Measured by `python benchmarks/bench_quality.py`.", ""]
     return "\n".join(lines)
 
 
