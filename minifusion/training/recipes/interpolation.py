@@ -57,6 +57,14 @@ from minifusion.training.recipes.common import (
 )
 from minifusion.training.trainer import Trainer
 
+# evaluation lives in its own module; re-exported here for ``from ...interpolation import evaluate_interpolation``
+from minifusion.training.recipes.interpolation_eval import (  # noqa: E402
+    evaluate_interpolation,
+    linear_blend,
+    mfi_or_fusionframes,
+    save_interpolation_figure,
+)
+
 STAGE = "interpolation"
 
 
@@ -266,95 +274,6 @@ class InterpolationTask:
         return F.mse_loss(prediction.float(), target.float())
 
 
-# -- evaluation -----------------------------------------------------------------------------------
-def linear_blend(keyframes: torch.Tensor, frames_per_pair: int) -> torch.Tensor:
-    """Pixel-space blend (1 - a) left + a right, a = j / (n + 1): (B, C, K, H, W) -> (B, C, (n + 1)(K - 1) + 1, H, W)."""
-    from minifusion.pipelines.interpolation import interleave
-
-    left, right = pair_conditioning(keyframes)
-    a = torch.arange(1, frames_per_pair + 1, dtype=keyframes.dtype) / (frames_per_pair + 1)  # (n,)
-    mids = left[:, :, None] * (1 - a)[:, None, None, None] + right[:, :, None] * a[:, None, None, None]
-    return interleave(keyframes, rearrange(mids, "b c n p h w -> b (n c) p h w"), frames_per_pair)
-
-
-@torch.no_grad()
-def evaluate_interpolation(model, scheduler, autoencoder, *, clips: Dataset | None = None, split: str = "heldout",
-                           num_clips: int = 8, num_keyframes: int = 8, frame_skip: int = 4, frames_per_pair: int = 3,
-                           size: int = 64, num_inference_steps: int = 25, guidance_scale: float = 1.25,
-                           seed: int = 0, interpolate_fn: Callable | None = None,
-                           return_frames: bool = False) -> dict:
-    """PSNR (dB) of interpolated middle frames against the true frames, for pass 1 and pass 2.
-
-    Keyframes of ``num_clips`` clips (default: Moving Shapes ``split``) are encoded, interpolated
-    (``interpolate_pass`` for an ``InterpolationUNet``, ``mfi_interpolate_pass`` for the MFI
-    baseline, or ``interpolate_fn(latents, frame_skip=, generator=)``), decoded and compared on the
-    middle frames only, next to a pixel-space linear blend of the true keyframes and the
-    autoencoder's round trip of the true middle frames (what no latent interpolator can beat).
-    Pass 1: keyframes ``frame_skip`` apart, whole-frame targets; pass 2: 1 apart, quarter frames
-    (needs Moving Shapes; None otherwise). Sampling: DDIM on ``scheduler``'s config, no thresholding.
-    Returns ``{"pass1": {...}, "pass2": {...} | None, ...}``; with ``return_frames`` each pass also
-    holds ``frames`` = {"truth", "model", "blend"} (B, C, F, H, W).
-    """
-    source = f"Moving Shapes {split!r} split" if clips is None else getattr(clips, "split", type(clips).__name__)
-    if clips is None:
-        from minifusion.data import MovingShapes
-
-        clips = MovingShapes(split=split, num_frames=num_keyframes, size=size, frame_skip=frame_skip, seed=seed,
-                             length=num_clips, backgrounds=("black", "light"))
-    if interpolate_fn is None:
-        sampler = DDIMScheduler.from_config(scheduler.config)
-        run = mfi_or_fusionframes(model, frames_per_pair)
-
-        def interpolate_fn(latents, *, frame_skip, generator):
-            return run(model, sampler, latents, frame_skip=frame_skip, num_inference_steps=num_inference_steps,
-                       guidance_scale=guidance_scale, generator=generator, use_autocast=False,
-                       progress_bar_config={"disable": True})
-
-    device = next(autoencoder.parameters()).device
-    n, m = frames_per_pair, frames_per_pair + 1
-    indices = list(range(min(num_clips, len(clips))))
-    results = {"clips": source, "num_clips": len(indices),
-               "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale,
-               "model": type(model).__name__}
-    for k, skip in ((1, float(frame_skip)), (2, float(frame_skip) / m)):
-        try:
-            windows = InterpolationClips(clips, frame_skip=skip, num_keyframes=num_keyframes, frames_per_pair=n,
-                                         seed=seed)
-        except ValueError:
-            results[f"pass{k}"] = None  # whole-frame data cannot give the quarter frames
-            continue
-        truth = torch.stack([windows[i]["video"] for i in indices]).to(device)  # (B, C, F, H, W)
-        middle = torch.ones(truth.shape[2], dtype=torch.bool)
-        middle[::m] = False
-        start = time.perf_counter()
-        keyframe_latents = autoencoder.encode(truth[:, :, ::m])  # (B, C, K, h, w)
-        latents = interpolate_fn(keyframe_latents, frame_skip=skip,
-                                 generator=torch.Generator().manual_seed(seed))  # (B, C, F, h, w)
-        seconds = time.perf_counter() - start
-        frames = autoencoder.decode(latents.to(device)).clamp(-1, 1)
-        roundtrip = autoencoder.decode(autoencoder.encode(truth[:, :, middle]))
-        blend = linear_blend(truth[:, :, ::m], n)
-        # the same blend of the keyframe *latents*, through the same decoder as the model's frames
-        latent_blend = autoencoder.decode(linear_blend(keyframe_latents, n)).clamp(-1, 1)
-        results[f"pass{k}"] = {
-            "frame_skip": skip, "psnr_db": psnr(frames[:, :, middle], truth[:, :, middle]),
-            "linear_blend_psnr_db": psnr(blend[:, :, middle], truth[:, :, middle]),
-            "latent_blend_psnr_db": psnr(latent_blend[:, :, middle], truth[:, :, middle]),
-            "autoencoder_psnr_db": psnr(roundtrip, truth[:, :, middle]), "interpolation_seconds": seconds}
-        if return_frames:
-            results[f"pass{k}"]["frames"] = {"truth": truth.cpu(), "model": frames.cpu(), "blend": blend.cpu()}
-    return results
-
-
-def mfi_or_fusionframes(model, frames_per_pair: int = 3) -> Callable:
-    """The sampling pass of ``model``: ``interpolate_pass`` or the MFI baseline's ``mfi_interpolate_pass``."""
-    if isinstance(model, InterpolationUNet):
-        return interpolate_pass
-    from minifusion.training.recipes.mfi import mfi_interpolate_pass
-
-    return functools.partial(mfi_interpolate_pass, frames_per_pair=frames_per_pair)
-
-
 # -- the stage ------------------------------------------------------------------------------------
 def encode_windows(recipe: InterpolationRecipe, autoencoder, out_dir: Path, device: torch.device) -> PairedLatents:
     """Pass-1 and pass-2 window latents of the training clips, from (or into) the latent cache.
@@ -381,21 +300,6 @@ def save_scheduler(scheduler, folder: Path) -> Path:
     return write_json(folder / SCHEDULER_CONFIG_NAME, {"_class_name": type(scheduler).__name__, **scheduler.config})
 
 
-def save_interpolation_figure(evaluation: dict, path: Path, frames_per_pair: int = 3) -> Path:
-    """Truth / model / linear blend of the first evaluation clip, per pass (keyframes outlined)."""
-    from minifusion.viz import show_frames
-
-    rows = {}
-    for key in ("pass1", "pass2"):
-        res = evaluation.get(key)
-        if res and "frames" in res:
-            for name, label in (("truth", "truth"), ("model", f"model {res['psnr_db']:.1f} dB"),
-                                ("blend", f"linear blend {res['linear_blend_psnr_db']:.1f} dB")):
-                rows[f"{key} (skip {res['frame_skip']:g}): {label}"] = res["frames"][name][0]  # (C, F, H, W)
-    length = next(iter(rows.values())).shape[1]
-    fig = show_frames(rows, highlight=list(range(0, length, frames_per_pair + 1)), frame_size=0.6)
-    fig.savefig(path, dpi=80, bbox_inches="tight")
-    return path
 
 
 def run_interpolation_stage(stage: str, recipe_class: type, out_dir, *, build_model: Callable, make_task: Callable,
