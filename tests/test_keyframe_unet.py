@@ -3,6 +3,8 @@ parameter parity, where information flows between frames, save/load without the 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -134,3 +136,44 @@ def test_errors():
     with pytest.raises(ValueError, match=r"window 2 at level 1, got shape \(2, 4, 4, 6, 6\)"):
         model(torch.randn(2, 4, 4, 6, 6), t, text)
     assert "MFLOPs/frame" in model.summary()
+
+
+def _text_blind_t2i() -> UNet:
+    """A T2I U-Net whose spatial layers ignore the text: its pooled summary and cross-attention outputs are zero."""
+    from minifusion.nn import AttentionBlock
+
+    unet = t2i()
+    with torch.no_grad():
+        unet.add_time_condition.attention.to_out.weight.zero_()
+        for m in unet.modules():
+            if isinstance(m, AttentionBlock) and m.is_cross_attention:
+                m.attention.to_out.weight.zero_()
+    return unet
+
+
+def test_text_the_frozen_spatial_layers_ignore_still_reaches_the_temporal_parts():
+    # The trained toy text encoder washes out direction words (a still frame shows no direction),
+    # so the frozen spatial pooling passes the temporal parts almost nothing about them. The
+    # temporal parts' own pooling is what lets them learn to follow the prompt's motion words.
+    unet = _text_blind_t2i()
+    x, t, text = inputs()
+    other = text.clone()
+    other[:, 2] += 1.0  # another word in the last token
+    assert torch.equal(unet(x[:, :, 0], t, text), unet(x[:, :, 0], t, other)), "the spatial layers must be text-blind"
+    for pooling, reaches in ((False, False), (True, True)):
+        model = randomize_temporal(KeyframeUNet.from_t2i(unet, temporal_text_pooling=pooling)).eval()
+        assert hasattr(model, "temporal_text_embedding") == pooling
+        changed = not torch.allclose(model(x, t, text), model(x, t, other), atol=1e-6)
+        assert changed == reaches, pooling
+
+
+def test_checkpoints_saved_before_the_pooling_field_load_without_it(tmp_path):
+    model = randomize_temporal(KeyframeUNet.from_t2i(t2i(), temporal_text_pooling=False)).eval()
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["temporal_text_pooling"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = KeyframeUNet.from_pretrained(tmp_path).eval()
+    assert loaded.config.temporal_text_pooling is False and KeyframeUNet().config.temporal_text_pooling is True
+    x, t, text = inputs()
+    assert torch.equal(loaded(x, t, text), model(x, t, text))

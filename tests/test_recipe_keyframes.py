@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import shutil
@@ -154,6 +155,51 @@ def test_keyframes_task_is_epsilon_loss_with_positions_and_caption_dropout():
     assert loss.item() == pytest.approx(noise.pow(2).mean().item(), rel=1e-6)  # epsilon target, zero prediction
 
 
+
+class _NoisyModel(torch.nn.Module):
+    """Predicts a fixed wrong noise, so that the loss is not trivial."""
+
+    def __init__(self, prediction):
+        super().__init__()
+        self.prediction = prediction
+
+    def forward(self, x, t, hidden, mask, frame_positions=None):
+        return self.prediction
+
+
+def test_v_weighting_is_the_mse_of_the_implied_v_below_the_cap():
+    scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2")
+    positions = torch.arange(8, dtype=torch.float32) * 4
+    indices = list(range(16))
+    x0 = torch.randn(16, 4, 8, 4, 4)
+    batch = {"latents": x0, "input_ids": torch.full((16, 3), 2), "attention_mask": torch.ones(16, 3, dtype=torch.bool)}
+    eps_hat = torch.randn(16, 4, 8, 4, 4, generator=torch.Generator().manual_seed(3))
+    model = _NoisyModel(eps_hat)
+    cap = 1e9  # no cap: the weight is exactly 1 / alpha_bar
+    task = KeyframesTask(scheduler, _SpyTextEncoder(), frame_positions=positions, caption_dropout=0.0,
+                         loss_weighting="v", loss_weight_cap=cap)
+    loss = task.loss(model, batch, indices, sample_generators(0, indices))
+    gens = sample_generators(0, indices)
+    t = per_sample_randint(gens, 0, 1000)
+    noise = per_sample_noise(gens, (4, 8, 4, 4))
+    ab = scheduler.alphas_cumprod.double()[t].view(-1, 1, 1, 1, 1)
+    x_t = ab.sqrt() * x0.double() + (1 - ab).sqrt() * noise.double()
+    x0_hat = (x_t - (1 - ab).sqrt() * eps_hat.double()) / ab.sqrt()  # what the noise prediction implies
+    v_hat = ab.sqrt() * eps_hat.double() - (1 - ab).sqrt() * x0_hat
+    v = ab.sqrt() * noise.double() - (1 - ab).sqrt() * x0.double()
+    mean_weight = (1 / scheduler.alphas_cumprod.double()).mean().item()
+    assert loss.item() * mean_weight == pytest.approx((v_hat - v).pow(2).mean().item(), rel=1e-4)
+    # the default cap bounds the weight of the noisiest steps; weights average 1 over t
+    capped = KeyframesTask(scheduler, _SpyTextEncoder(), frame_positions=positions, loss_weighting="v")
+    w = capped.loss_weights
+    assert w.mean().item() == pytest.approx(1.0, rel=1e-5) and w.max() / w.min() == pytest.approx(20, rel=0.05)
+    assert (w[1:] >= w[:-1]).all()  # noisier steps never weigh less
+    with pytest.raises(ValueError, match="loss_weighting 'x0' is not one of 'epsilon', 'v'"):
+        KeyframesTask(scheduler, _SpyTextEncoder(), frame_positions=positions, loss_weighting="x0")
+    with pytest.raises(ValueError, match="reweights a noise prediction; this scheduler trains 'v_prediction'"):
+        KeyframesTask(DDPMScheduler(prediction_type="v_prediction"), _SpyTextEncoder(), frame_positions=positions,
+                      loss_weighting="v")
+
 # -- the stage --------------------------------------------------------------------------------------
 def test_registry_has_the_keyframes_stage():
     stage = STAGES["keyframes"]
@@ -293,6 +339,10 @@ def test_needs_the_earlier_stages(tmp_path):
     ({"motion_prompts": ["a pink circle moves up"]}, "motion prompt 'a pink circle moves up' is not a Moving Shapes"),
     ({"random_start": "yes"}, "random_start 'yes' is not allowed"),
     ({"temporal_head_dim": 0}, "temporal_head_dim 0 is not allowed"),
+    ({"loss_weighting": "snr"}, "loss_weighting 'snr' is not allowed; it must be one of 'epsilon', 'v'"),
+    ({"loss_weight_cap": 0.5}, "loss_weight_cap 0.5 is not allowed; it must be a number >= 1"),
+    ({"temporal_text_pooling": 1}, "temporal_text_pooling 1 is not allowed; it must be true or false"),
+    ({"init_from": "/no/such/folder"}, "init_from '/no/such/folder' is not a saved keyframe_unet folder"),
     ({"tempral": "x"}, r"unknown KeyframesRecipe keys \['tempral'\]"),
 ])
 def test_bad_recipe_values(config, message):
@@ -304,3 +354,39 @@ def test_bad_temporal_argument_and_motion_targets(tmp_path):
     with pytest.raises(ValueError, match="temporal 'conv4d' is not one of"):
         train_keyframes(tmp_path, config=TINY_KF, temporal="conv4d", progress=False)
     assert motion_targets(PROMPTS) == (["red", "blue"], ["right", "up-left"])
+
+
+def test_warm_start_continues_a_saved_model_and_adds_the_text_pooling(base, trained, tmp_path):
+    # the trained model had the pooling; save it without (as checkpoints from before the field)
+    saved = KeyframeUNet.from_pretrained(trained / "keyframe_unet")
+    old = KeyframeUNet(dataclasses.replace(saved.config, temporal_text_pooling=False))
+    old.load_state_dict({k: v for k, v in saved.state_dict().items()
+                         if not k.startswith("temporal_text_embedding.")})
+    old.save_pretrained(tmp_path / "old")
+    unet = UNet.from_pretrained(trained / "unet")
+    model = KeyframeUNet.from_t2i(unet, num_frames=8, sample_size=saved.config.sample_size)
+    fresh = model.temporal_text_embedding.attention.to_q.weight.detach().clone()
+    missing = kf.warm_start(model, tmp_path / "old")
+    assert missing and all(k.startswith("temporal_text_embedding.") for k in missing)
+    assert torch.equal(model.temporal_text_embedding.attention.to_q.weight, fresh)  # new part keeps its init
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in old.state_dict().items())  # the rest is the saved model
+    # a run started with init_from trains on from there
+    out = _copy_base(base, tmp_path / "warm")
+    train_keyframes(out, config={**TINY_KF, "init_from": str(tmp_path / "old"), "motion_check_every": 0},
+                    progress=False)
+    recipe = json.loads((out / "runs" / "keyframes" / "recipe.json").read_text())
+    assert recipe["init_from"] == str(tmp_path / "old") and recipe["temporal_text_pooling"] is True
+
+
+def test_warm_start_refuses_another_variant_or_another_t2i_model(trained, tmp_path):
+    unet = UNet.from_pretrained(trained / "unet")
+    size = KeyframeUNet.from_pretrained(trained / "keyframe_unet").config.sample_size
+    other_variant = KeyframeUNet.from_t2i(unet, temporal="conv1d_attn1d_layers", num_frames=8, sample_size=size)
+    with pytest.raises(ValueError, match="is a 'conv1d_attn1d_blocks' model; this run trains 'conv1d_attn1d_layers'"):
+        kf.warm_start(other_variant, trained / "keyframe_unet")
+    with torch.no_grad():
+        unet.conv_in.weight.add_(1.0)
+    other_t2i = KeyframeUNet.from_t2i(unet, num_frames=8, sample_size=size)
+    with pytest.raises(ValueError, match=r"was not built on this run's T2I U-Net.*conv_in\.weight"):
+        kf.warm_start(other_t2i, trained / "keyframe_unet")

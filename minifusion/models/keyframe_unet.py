@@ -24,6 +24,17 @@ conditions the GroupNorms of the temporal parts only. The spatial layers see the
 embedding, so they stay exactly the frozen T2I layers. (The paper adds the frame embedding to
 the temporal blocks' conditioning; where exactly is not stated, this is our reading.)
 
+Text for the temporal parts. With ``temporal_text_pooling`` (the default) the temporal parts also
+get their own, trainable attention-pooled summary of the text tokens (``temporal_text_embedding``)
+added to that per-frame embedding. The reason is measured, not assumed: our toy text encoder is
+trained with the T2I model on single frames, where a direction word changes nothing, so it
+learns to ignore it - with the shipped encoder, changing the direction word moves the U-Net's
+frozen pooled text about 35x less than changing the colour (notebook 08, section 3). The frozen spatial
+pooling then hands the temporal parts almost no direction signal and they cannot learn to
+move as prompted. The paper's frozen encoder is a large pretrained language model that already
+separates such words; a trainable pooling is the small-scale stand-in. It is a new (temporal)
+parameter, so the spatial layers and the text encoder stay frozen.
+
 Shapes: ``sample`` (B, C, F, H, W) -> (B, C_out, F, H, W). Spatial layers run on the frames
 folded into the batch, ``rearrange(x, "b c f h w -> (b f) c h w")``; temporal layers on the
 video. Frames of different videos never mix.
@@ -41,6 +52,7 @@ from torch import nn
 from minifusion.models.unet import UNet, UNetConfig, _Conditioning
 from minifusion.nn import (
     AttentionBlock,
+    AttentionPooling,
     BottleneckResBlock,
     FramePositionEmbedding,
     TemporalAttention,
@@ -51,7 +63,7 @@ from minifusion.nn import (
 )
 
 TEMPORAL_VARIANTS = ("conv1d_attn1d_layers", "conv1d_attn1d_blocks", "conv3d_attn1d_blocks", "conv1d_attn3d_blocks")
-TEMPORAL_PREFIXES = ("temporal_blocks.", "frame_position_embedding.")
+TEMPORAL_PREFIXES = ("temporal_blocks.", "frame_position_embedding.", "temporal_text_embedding.")
 
 
 def check_temporal(temporal: str) -> None:
@@ -70,12 +82,14 @@ class KeyframeUNetConfig(UNetConfig):
     temporal_head_dim: int | None = None  # channels per temporal-attention head; None = attention_head_dim
     attention_window: int = 2  # window side of "conv1d_attn3d_blocks" attention (window x window x F)
     num_frames: int = 8  # frames used by example_inputs()
+    temporal_text_pooling: bool = True  # temporal parts get their own trainable pooled text (docstring)
 
 
 class KeyframeUNet(UNet):
     """T2I U-Net + temporal parts; ``KeyframeUNet.from_t2i(unet, temporal=...)`` copies T2I weights."""
 
     config_class = KeyframeUNetConfig
+    legacy_config_defaults = {"temporal_text_pooling": False}  # saved before the field existed
 
     def __init__(self, config: KeyframeUNetConfig | dict | None = None):
         super().__init__(config)
@@ -84,6 +98,10 @@ class KeyframeUNet(UNet):
         self.frame_position_embedding = FramePositionEmbedding(
             cfg.block_out_channels[0] + cfg.block_out_channels[0] % 2, self.time_embed_dim
         )
+        if cfg.temporal_text_pooling:
+            self.temporal_text_embedding = AttentionPooling(
+                self.time_embed_dim, cfg.cross_attention_dim, head_dim=cfg.attention_head_dim
+            )
         self._add_temporal_parts()
 
     # -- construction ------------------------------------------------------------------------
@@ -192,6 +210,8 @@ class KeyframeUNet(UNet):
         b, _, f, _, _ = sample.shape
         pos = self.batch_frame_positions(frame_positions, b, f, sample.device)
         temporal_emb = temb[:, None, :] + self.frame_position_embedding(pos).to(temb.dtype)  # (B, F, E)
+        if self.config.temporal_text_pooling:
+            temporal_emb = temporal_emb + self.temporal_text_embedding.pool(context, context_mask)[:, None, :]
         cond = _Conditioning(
             repeat(temb, "b e -> (b f) e", f=f),
             repeat(context, "b l d -> (b f) l d", f=f),

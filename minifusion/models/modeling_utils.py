@@ -45,6 +45,9 @@ class ModelMixin(nn.Module):
     """
 
     config_class: ClassVar[type]
+    # Config fields added after checkpoints were saved without them, with the value that
+    # reproduces those older checkpoints (used only when a saved config.json lacks the key).
+    legacy_config_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: Any | None = None) -> None:
         super().__init__()
@@ -108,6 +111,7 @@ class ModelMixin(nn.Module):
         unknown = sorted(set(raw) - fields)
         if unknown:
             raise ValueError(f"{str(config_path)!r} has unknown {cls.__name__} config keys {unknown}")
+        raw = {**cls.legacy_config_defaults, **raw}
         model = cls(cls.config_class(**{k: _from_json(v) for k, v in raw.items()}))
         try:
             state = load_file(str(weights_path), device=str(map_location))

@@ -69,6 +69,7 @@ from minifusion.training.recipes.common import (
 from minifusion.training.trainer import Trainer
 
 STAGE = "keyframes"
+LOSS_WEIGHTINGS = ("epsilon", "v")
 MOTION_CSV = "motion.csv"
 MOTION_COLUMNS = ("step", "num_videos", "color_accuracy", "direction_accuracy", "moving_fraction",
                   "background_flicker", "seconds")
@@ -89,10 +90,14 @@ class KeyframesRecipe:
     temporal: str = "conv1d_attn1d_blocks"  # temporal variant (Table 1); CLI: --temporal
     temporal_head_dim: int | None = None  # channels per temporal-attention head; None = the U-Net's attention_head_dim
     attention_window: int = 2  # window side of "conv1d_attn3d_blocks"
+    temporal_text_pooling: bool = True  # the temporal parts' own pooled text (KeyframeUNet docstring)
+    init_from: str | None = None  # a keyframe_unet folder to warm-start from (``warm_start``); None = T2I + fresh temporal parts
     training: TrainingConfig = field(default_factory=_default_training)
     data: DataOptions = field(default_factory=lambda: DataOptions(num_clips=4000))  # num_frames = keyframes K
     random_start: bool = True  # start each clip at a random source frame in 0..frame_skip-1 (Moving Shapes)
     caption_dropout: float = 0.1  # probability of training a sample with the null embedding (for guidance)
+    loss_weighting: str = "epsilon"  # "epsilon" (plain noise MSE) or "v" (KeyframesTask: high noise weighs more)
+    loss_weight_cap: float = 20.0  # "v": cap on the per-sample weight 1 / alpha_bar_t
     encode_batch_size: int = 16  # clips per autoencoder call when filling the latent cache
     latent_range_quantile: float = 0.999  # quantile of |latents| stored as the pipeline's latent_range
     motion_check_every: int = 250  # steps between motion checks; 0 = only the final one
@@ -103,8 +108,18 @@ class KeyframesRecipe:
 
     def validate(self) -> None:
         check_temporal(self.temporal)
-        if not isinstance(self.random_start, bool):
-            raise ValueError(f"random_start {self.random_start!r} is not allowed; it must be true or false")
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"loss_weighting {self.loss_weighting!r} is not allowed; it must be one of "
+                             + ", ".join(map(repr, LOSS_WEIGHTINGS)))
+        c = self.loss_weight_cap
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c < 1:
+            raise ValueError(f"loss_weight_cap {c!r} is not allowed; it must be a number >= 1")
+        for name in ("random_start", "temporal_text_pooling"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} {getattr(self, name)!r} is not allowed; it must be true or false")
+        if self.init_from is not None and not (Path(self.init_from) / "config.json").is_file():
+            raise ValueError(f"init_from {self.init_from!r} is not a saved keyframe_unet folder (no config.json); "
+                             "give a folder written by save_pretrained, e.g. OUT/keyframe_unet, or null")
         h = self.temporal_head_dim
         if h is not None and (isinstance(h, bool) or not isinstance(h, int) or h < 1):
             raise ValueError(f"temporal_head_dim {h!r} is not allowed; it must be an integer >= 1 or None "
@@ -204,12 +219,31 @@ class KeyframesTask:
 
     Per sample, in this order: timestep, noise (B, C, K, h, w), caption-dropout decision (a
     dropped caption's mask row is cleared, which the text encoder answers with its null embedding).
+
+    ``loss_weighting``: "epsilon" is the T2I objective, the plain MSE of the predicted noise.
+    "v" weighs each sample's noise MSE by 1 / alpha_bar_t (capped at ``loss_weight_cap``), which
+    is the MSE of the v = sqrt(ab) eps - sqrt(1 - ab) x0 the prediction implies: the model still
+    predicts noise (its frozen output layer was trained for that), but high-noise samples, where
+    the layout of the clip - where the shape is in each frame, so its motion - is decided, weigh
+    up to ``cap`` times more. An eps error at alpha_bar 0.02 (t = 900) is a 7x larger error in the
+    clean clip than at alpha_bar 0.5; the plain MSE treats them alike (Salimans & Ho 2022, sec. 4;
+    Hang et al. 2023 on loss weights). The weights are divided by their mean over t, so the loss
+    keeps its scale.
     """
 
     def __init__(self, scheduler, text_encoder: TextEncoder, *, frame_positions: torch.Tensor,
-                 caption_dropout: float = 0.1) -> None:
+                 caption_dropout: float = 0.1, loss_weighting: str = "epsilon",
+                 loss_weight_cap: float = 20.0) -> None:
+        if loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"loss_weighting {loss_weighting!r} is not one of " + ", ".join(map(repr, LOSS_WEIGHTINGS)))
+        if loss_weighting == "v" and scheduler.config["prediction_type"] != "epsilon":
+            raise ValueError(f"loss_weighting 'v' reweights a noise prediction; this scheduler trains "
+                             f"{scheduler.config['prediction_type']!r}")
         self.scheduler, self.text_encoder = scheduler, text_encoder.eval().requires_grad_(False)
         self.frame_positions, self.caption_dropout = frame_positions, float(caption_dropout)
+        self.loss_weighting = loss_weighting
+        weights = (1 / scheduler.alphas_cumprod.double()).clamp(max=float(loss_weight_cap))  # (T,)
+        self.loss_weights = (weights / weights.mean()).float()  # mean 1 over uniform t
 
     def loss(self, model: KeyframeUNet, batch: dict, sample_indices: list[int],
              generators: list[torch.Generator]) -> torch.Tensor:
@@ -224,7 +258,10 @@ class KeyframesTask:
         x_t = self.scheduler.add_noise(x0, noise, t)
         target = self.scheduler.training_target(x0, noise, t)
         prediction = model(x_t, t, hidden, hidden_mask, frame_positions=self.frame_positions.to(device))
-        return F.mse_loss(prediction.float(), target.float())
+        if self.loss_weighting == "epsilon":
+            return F.mse_loss(prediction.float(), target.float())
+        per_sample = (prediction.float() - target.float()).pow(2).flatten(1).mean(1)  # (B,)
+        return (per_sample * self.loss_weights.to(device)[t]).mean()
 
 
 # -- the motion check ------------------------------------------------------------------------------
@@ -368,9 +405,13 @@ def train_keyframes(out_dir: str | Path, *, steps: int | None = None,
     seed_everything(recipe.training.seed)  # the initial temporal weights depend on the seed only
     model = KeyframeUNet.from_t2i(unet, temporal=recipe.temporal, temporal_head_dim=recipe.temporal_head_dim,
                                   attention_window=recipe.attention_window, num_frames=num_keyframes,
-                                  sample_size=latent_size).freeze_spatial()
+                                  sample_size=latent_size, temporal_text_pooling=recipe.temporal_text_pooling)
+    if recipe.init_from is not None and not resume:
+        warm_start(model, recipe.init_from)
+    model.freeze_spatial()
     positions = torch.arange(num_keyframes, dtype=torch.float32) * frame_skip  # (K,) 0, 4, ..., 28
-    task = KeyframesTask(scheduler, text_encoder, frame_positions=positions, caption_dropout=recipe.caption_dropout)
+    task = KeyframesTask(scheduler, text_encoder, frame_positions=positions, caption_dropout=recipe.caption_dropout,
+                         loss_weighting=recipe.loss_weighting, loss_weight_cap=recipe.loss_weight_cap)
 
     from minifusion.pipelines import PipelineSettings
 
@@ -407,6 +448,30 @@ def train_keyframes(out_dir: str | Path, *, steps: int | None = None,
         print(f"keyframes ({recipe.temporal}): step {result.step}, last loss {result.last_loss:.4g}; "
               f"latent range {latent_range:.3f}; -> {final}")
     return final
+
+
+def warm_start(model: KeyframeUNet, folder: str | Path) -> list[str]:
+    """Copy a saved keyframe U-Net's weights into ``model``; returns the names it did not have.
+
+    For continuing a trained model with an added part (e.g. ``temporal_text_pooling``): the
+    saved model must be the same temporal variant and built on the same T2I weights (its spatial
+    weights must equal ``model``'s); parameters the saved model lacks keep their fresh init.
+    """
+    source = KeyframeUNet.from_pretrained(folder)
+    if source.config.temporal != model.config.temporal:
+        raise ValueError(f"init_from {str(folder)!r} is a {source.config.temporal!r} model; this run trains "
+                         f"{model.config.temporal!r}")
+    own = model.state_dict()
+    state = source.state_dict()
+    unexpected = sorted(set(state) - set(own))
+    if unexpected:
+        raise ValueError(f"init_from {str(folder)!r} has parameters this model lacks: {unexpected[:5]}")
+    changed = [k for k, v in state.items() if not model.is_new_parameter(k) and not torch.equal(v, own[k])]
+    if changed:
+        raise ValueError(f"init_from {str(folder)!r} was not built on this run's T2I U-Net (OUT/unet): its spatial "
+                         f"weights differ, e.g. {changed[:3]}")
+    model.load_state_dict(state, strict=False)
+    return sorted(set(own) - set(state))
 
 
 def _seconds_per_step(log_path: Path) -> float:
