@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['linear_blend_psnr_db']:.2f} dB -> {verdict}; blend of the keyframe latents through the "
                   f"same decoder {r['latent_blend_psnr_db']:.2f} dB; autoencoder round trip (ceiling) "
                   f"{r['autoencoder_psnr_db']:.2f} dB")
+            verdict = "better" if r["latent_mse"] < r["latent_blend_latent_mse"] else "NOT better"
+            print(f"      in latent space (no decoder ceiling): model MSE {r['latent_mse']:.4f}, blend of the keyframe "
+                  f"latents {r['latent_blend_latent_mse']:.4f} -> {verdict}")
 
         # 3. two passes: 113 frames, steady motion
         steady_grid = [g for g in prompt_grid(shapes=SHAPES) if g["shape"] == SHAPES[COLOR_NAMES.index(g["color"])

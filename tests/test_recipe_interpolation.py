@@ -283,6 +283,7 @@ def test_evaluation_compares_the_middle_frames_with_the_rendered_truth():
         r = res[key]
         assert r["frame_skip"] == skip and r["autoencoder_psnr_db"] == math.inf
         assert r["psnr_db"] == pytest.approx(r["linear_blend_psnr_db"])  # the blend "model" scores as the blend
+        assert r["latent_mse"] == pytest.approx(r["latent_blend_latent_mse"]) and r["latent_mse"] > 0
         assert 15 < r["psnr_db"] < 80
     # the truth is the rendered window; black middle frames score as they should (keyframes excluded)
     clips = MovingShapes("heldout", num_frames=3, frame_skip=4, size=16, length=2, backgrounds=("black", "light"))
@@ -297,6 +298,8 @@ def test_evaluation_compares_the_middle_frames_with_the_rendered_truth():
     middle[::4] = False
     res = evaluate_interpolation(None, None, _IdentityAutoencoder(), interpolate_fn=black, **kwargs)
     assert res["pass2"]["psnr_db"] == pytest.approx(psnr(-torch.ones_like(truth[:, :, middle]), truth[:, :, middle]))
+    # with the identity "autoencoder" the latent error is the pixel error (no clamping: frames stay in [-1, 1])
+    assert res["pass2"]["latent_mse"] == pytest.approx((truth[:, :, middle] + 1).pow(2).mean().item(), rel=1e-5)
 
 
 # -- the stage --------------------------------------------------------------------------------------
