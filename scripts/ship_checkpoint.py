@@ -25,7 +25,8 @@ from minifusion.models import UNet
 from minifusion.pipeline import FusionFramesPipeline
 from minifusion.pipelines.model_index import CHECKPOINTS_DIR
 
-STAGES = ("autoencoder", "t2i", "keyframes", "interpolation", "decoder", "mfi")
+# "keyframes_continued": a run that warm-started from the keyframes stage (recipe ``init_from``), if any
+STAGES = ("autoencoder", "t2i", "keyframes", "keyframes_continued", "interpolation", "decoder", "mfi")
 RUN_FILES = ("recipe.json", "metrics.json", "log.csv", "loss.png", "motion.csv", "motion_samples.png",
              "reconstructions.png", "samples.png", "interpolation.png", "compare.png")
 EXTRA_PARTS = {"unet": UNet}  # the T2I U-Net (notebook 06 samples it); not a pipeline component
@@ -143,7 +144,9 @@ def card(args, stages: dict, size_mb: float) -> str:
                                 f" (image decoder {m['image_decoder']['psnr_db']:.2f} dB, "
                                 f"{m['image_decoder']['ssim']:.3f}, {m['image_decoder']['flicker_ratio']:.3f})"
                                 if "video_decoder" in m else ""),
-        }.get(stage, lambda: "")()
+        }
+        result["keyframes_continued"] = result["keyframes"]
+        result = result.get(stage, lambda: "")()
         minutes = s.get("training_seconds", 0) / 60
         sessions = f" ({s['sessions']} sessions)" if s.get("sessions", 1) > 1 else ""
         lines.append(f"| {stage} | {s.get('steps', '?')} | {minutes:.1f} min{sessions} | "
@@ -166,13 +169,15 @@ def card(args, stages: dict, size_mb: float) -> str:
         ev = q.get("interpolation")
         if ev:
             lines += ["", "| interpolating true keyframes of held-out clips | model | pixel blend | latent blend "
-                      "| autoencoder round trip |", "|---|---|---|---|---|"]
+                      "| autoencoder round trip | latent MSE: model | latent MSE: latent blend |",
+                      "|---|---|---|---|---|---|---|"]
             for k in ("pass1", "pass2"):
                 r = ev.get(k)
                 if r:
                     lines.append(f"| {k} (keyframes {r['frame_skip']:g} frames apart) | {r['psnr_db']:.2f} dB | "
                                  f"{r['linear_blend_psnr_db']:.2f} dB | {r.get('latent_blend_psnr_db', float('nan')):.2f}"
-                                 f" dB | {r['autoencoder_psnr_db']:.2f} dB |")
+                                 f" dB | {r['autoencoder_psnr_db']:.2f} dB | {r.get('latent_mse', float('nan')):.4f} | "
+                                 f"{r.get('latent_blend_latent_mse', float('nan')):.4f} |")
         st = q.get("steadiness")
         if st:
             lines += ["", f"Two passes ({st['num_frames']} frames, {st['num_videos']} videos): "
