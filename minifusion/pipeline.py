@@ -151,6 +151,10 @@ class FusionFramesPipeline:
         return next(self.keyframe_unet.parameters()).device
 
     def to(self, device: str | torch.device) -> FusionFramesPipeline:
+        """Move every model to ``device`` ("cpu", "cuda", "cuda:N" or "auto"; checked, ValueError otherwise)."""
+        from minifusion.training.precision import resolve_device
+
+        device = resolve_device(device)
         for model in self.models.values():
             model.to(device)
         return self
@@ -295,9 +299,12 @@ class FusionFramesPipeline:
                                             if interpolation_guidance_scale is None else interpolation_guidance_scale)
         chunk = check_steps("decode_chunk_size",
                             s.decode_chunk_size if decode_chunk_size is None else decode_chunk_size)
+        if dynamic_thresholding is not None and not isinstance(dynamic_thresholding, bool):
+            raise ValueError(f"dynamic_thresholding {dynamic_thresholding!r} is not allowed; it must be True, False "
+                             "or None (the pipeline's setting)")
         self._warn_unknown_words(prompts, negative_prompt)
         keyframe_scheduler, interp_scheduler = self._schedulers(
-            scheduler, s.dynamic_thresholding if dynamic_thresholding is None else bool(dynamic_thresholding))
+            scheduler, s.dynamic_thresholding if dynamic_thresholding is None else dynamic_thresholding)
         bar = dict(self._progress_bar_config)
         if progress is not None:
             bar["disable"] = not progress
