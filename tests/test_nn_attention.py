@@ -80,6 +80,20 @@ def test_self_attention_block_is_equivariant_to_pixel_permutation():
     torch.testing.assert_close(block(xp, e).flatten(2), block(x, e).flatten(2)[:, :, perm])
 
 
+def test_feed_forward_on_tokens_equals_the_1x1_convolutions():
+    # the block runs its feed-forward as matrix products on the pixels (faster on the CPU); the
+    # nn.Sequential of 1x1 convs holds the weights and is the definition it must agree with
+    torch.manual_seed(0)
+    block = AttentionBlock(8, embed_dim=6, head_dim=4, norm_groups=2)
+    x = torch.randn(3, 8, 4, 5, requires_grad=True)
+    ref, out = block.feed_forward(x), block.feed_forward_tokens(x)
+    torch.testing.assert_close(out, ref)
+    grad = torch.randn_like(ref)
+    w = block.feed_forward[0].weight
+    for a, b in zip(torch.autograd.grad(out, [x, w], grad), torch.autograd.grad(ref, [x, w], grad)):
+        torch.testing.assert_close(a, b)
+
+
 def test_cross_attention_block_ignores_padded_tokens_and_head_dim_error():
     torch.manual_seed(0)
     block = AttentionBlock(8, embed_dim=6, context_dim=5, head_dim=4, norm_groups=2)

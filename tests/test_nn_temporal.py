@@ -13,6 +13,7 @@ from minifusion.nn import (
     TemporalConv3d,
     TemporalResidual,
     WindowedTemporalAttention,
+    conv_over_frames,
 )
 
 
@@ -114,3 +115,29 @@ def test_alpha_merge_formula_and_gradient_flow():
     assert torch.equal(layer(x), x)
     layer(x).square().sum().backward()
     assert layer.merge.alpha.grad.abs() > 0
+
+
+@pytest.mark.parametrize(
+    "kernel, bias",
+    [((3, 1, 1), True), ((1, 1, 1), True), ((3, 3, 3), True), ((3, 3, 3), False), ((5, 3, 3), True), ((1, 3, 3), True)],
+)
+def test_conv_over_frames_equals_the_3d_convolution_values_and_gradients(kernel, bias):
+    # the 2-D routes (frames flattened, or the k frame taps stacked) must be exactly a Conv3d:
+    # a wrong tap order or shift would swap past and future frames, which a symmetric test misses
+    conv = torch.nn.Conv3d(6, 5, kernel, padding=tuple(k // 2 for k in kernel), bias=bias)
+    _randomize(conv)
+    x = torch.randn(2, 6, 7, 8, 4, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    ref = conv(x)
+    out = conv_over_frames(conv, x)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    grad = torch.randn(ref.shape, generator=torch.Generator().manual_seed(1))
+    ref_grads = torch.autograd.grad(ref, [x, conv.weight], grad)
+    out_grads = torch.autograd.grad(out, [x, conv.weight], grad)
+    for a, b in zip(out_grads, ref_grads):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_conv_over_frames_falls_back_to_the_module_for_other_layouts():
+    conv = torch.nn.Conv3d(2, 2, 3, padding=0)  # "valid" padding: not the same-size case
+    x = torch.randn(1, 2, 5, 6, 6)
+    torch.testing.assert_close(conv_over_frames(conv, x), conv(x))

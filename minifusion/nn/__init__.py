@@ -25,6 +25,7 @@ from minifusion.nn.temporal import (
     WindowedTemporalAttention,
     apply_to_frames,
     conv3d_hidden_channels,
+    conv_over_frames,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "attention_reference",
     "check_key_padding_mask",
     "conv3d_hidden_channels",
+    "conv_over_frames",
     "group_norm",
     "scaled_dot_product_attention",
     "sinusoidal_embedding",

@@ -15,6 +15,7 @@ spatial attention: FusionFrames' "temporal attention inside the spatial block" v
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -83,4 +84,17 @@ class AttentionBlock(nn.Module):
         x = x + rearrange(out, "n (h w) c -> n c h w", h=height, w=width)
         if "attention" in self.temporal_layers:
             x = apply_to_frames(self.temporal_layers["attention"], x, num_frames, temporal_emb)
-        return x + self.feed_forward(self.out_norm(x, emb))
+        return x + self.feed_forward_tokens(self.out_norm(x, emb))
+
+    def feed_forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """``self.feed_forward(x)`` computed as two matrix products on the H*W tokens: the same result.
+
+        A 1x1 conv is a linear layer on each pixel; as (N*H*W, C) @ (C, 4C) it runs about 1.5x
+        faster on the CPU than oneDNN's 1x1 conv on NCHW at these sizes (benchmarks/bench_unet.py).
+        """
+        n, c, height, width = x.shape
+        up, act, down = self.feed_forward
+        tokens = rearrange(x, "n c h w -> n (h w) c")
+        hidden = act(F.linear(tokens, up.weight.flatten(1)))  # (N, H*W, 4C)
+        out = F.linear(hidden, down.weight.flatten(1))  # (N, H*W, C)
+        return rearrange(out, "n (h w) c -> n c h w", h=height, w=width)

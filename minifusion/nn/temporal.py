@@ -24,6 +24,7 @@ None.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -64,6 +65,36 @@ class _Norm(nn.Module):
         return self.norm(x)
 
 
+def conv_over_frames(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
+    """``conv(x)`` for a stride-1, "same"-padded Conv3d, computed with 2-D convolutions: the same result.
+
+    On the CPU PyTorch runs 3-D convolutions on a slow generic path (im2col + one matrix product)
+    and 2-D ones with oneDNN; at this project's sizes the 2-D route is 1.5-5x faster
+    (``python -m minifusion bench``). x (B, C, F, H, W) -> (B, C_out, F, H, W).
+
+    - a (k, 1, 1) kernel only mixes frames: flatten H, W into one axis and run a (k, 1) conv2d on
+      (B, C, F, H*W) (a 1x1x1 kernel is the case k = 1);
+    - a (k, kh, kw) kernel: fold the frames into the batch, run one conv2d whose output stacks the
+      k frame taps, (B*F, k*C_out, H, W), and add tap j of frame f + j - k//2 into frame f (zero
+      beyond the clip, as the zero padding of the 3-D conv).
+    """
+    k, kh, kw = conv.kernel_size
+    if conv.stride != (1, 1, 1) or conv.dilation != (1, 1, 1) or conv.groups != 1 or \
+            conv.padding != (k // 2, kh // 2, kw // 2):
+        return conv(x)
+    b, c, f, h, w = x.shape
+    if kh == kw == 1:
+        weight = conv.weight.flatten(-2)  # (C_out, C_in, k, 1, 1) -> (C_out, C_in, k, 1)
+        y = F.conv2d(x.reshape(b, c, f, h * w), weight, conv.bias, padding=(k // 2, 0))
+        return y.reshape(b, -1, f, h, w)
+    weight = rearrange(conv.weight, "o i k kh kw -> (k o) i kh kw")
+    taps = F.conv2d(rearrange(x, "b c f h w -> (b f) c h w"), weight, padding=(kh // 2, kw // 2))
+    taps = rearrange(taps, "(b f) (k o) h w -> b k o f h w", b=b, k=k)
+    taps = F.pad(taps, (0, 0, 0, 0, k // 2, k // 2))  # zero frames beyond both ends
+    out = sum(taps[:, j, :, j:j + f] for j in range(k))  # frame f gets tap j of frame f + j - k//2
+    return out if conv.bias is None else out + conv.bias[:, None, None, None]
+
+
 def _zero(module: nn.Module) -> None:
     for p in module.parameters():
         nn.init.zeros_(p)
@@ -95,7 +126,7 @@ class TemporalConv1d(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
         check_video(x, self.channels, type(self).__name__)
-        return self.conv(self.act(self.norm(x, emb)))
+        return conv_over_frames(self.conv, self.act(self.norm(x, emb)))
 
 
 def conv3d_hidden_channels(channels: int, kernel_size: int = 3) -> int:
@@ -143,8 +174,8 @@ class TemporalConv3d(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
         check_video(x, self.channels, type(self).__name__)
-        h = self.shrink(self.act(self.norm(x, emb)))
-        return self.restore(self.act(self.conv(h)))
+        h = conv_over_frames(self.shrink, self.act(self.norm(x, emb)))  # 1x1x1: per pixel
+        return conv_over_frames(self.restore, self.act(conv_over_frames(self.conv, h)))
 
 
 def _heads(channels: int, num_heads: int | None, head_dim: int | None) -> tuple[int, int]:
