@@ -6,6 +6,7 @@ Subcommands grow with the pipeline; each is a thin wrapper over a package functi
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import time
 from pathlib import Path
@@ -165,8 +166,29 @@ def _stage_config(path: Path | None, stage: str):
     return path
 
 
+# OS errors of a full or read-only disk: said plainly, without a traceback
+_DISK_ERRORS = tuple(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS")
+                     if hasattr(errno, name))
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one stage of the pipeline (or all of them, in order) into the pipeline folder --out."""
+    from minifusion.training.distributed import distributed_session
+
+    with distributed_session() as ctx:
+        try:
+            path, seconds = _train(args)
+        except (FloatingPointError, OSError) as e:  # NaN losses, a failed checkpoint write: not bad input
+            if isinstance(e, FloatingPointError) or e.errno in _DISK_ERRORS or "checkpoint" in str(e):
+                print(f"error: {e}", file=sys.stderr)
+                return 1
+            raise
+    if ctx.is_main:
+        print(f"{args.stage}: wrote {path} in {seconds / 60:.1f} min")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> tuple[Path, float]:
     from minifusion.training.recipes import train_stage
 
     extra = {}
@@ -186,8 +208,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     path = train_stage(args.stage, args.out, steps=args.steps, config=_stage_config(args.config, args.stage),
                        resume=args.resume, data_dir=args.data, seed=args.seed, progress=not args.no_progress,
                        **extra)
-    print(f"{args.stage}: wrote {path} in {(time.perf_counter() - start) / 60:.1f} min")
-    return 0
+    return path, time.perf_counter() - start
 
 
 def _add_train_parser(sub) -> None:
@@ -202,8 +223,12 @@ def _add_train_parser(sub) -> None:
         + "\n  all          every stage above in this order into one pipeline folder; finished stages are skipped",
         epilog="All stages write into one pipeline folder: OUT/<part>/ (save_pretrained weights) and "
                "OUT/runs/<stage>/ (recipe.json, log.csv, loss.png, checkpoints/, metrics.json).\n"
+               "Under torchrun the same command trains on several processes (DistributedDataParallel; gloo on "
+               "CPU, NCCL on GPU): each takes an equal share of the recipe's batch, the result matches one "
+               "process, rank 0 writes the files (docs/distributed.md).\n"
                "Examples:\n  python -m minifusion train autoencoder --out runs/shapes --steps 2000\n"
-               "  python -m minifusion train all --out runs/shapes --config configs/moving-shapes.json --skip mfi",
+               "  python -m minifusion train all --out runs/shapes --config configs/moving-shapes.json --skip mfi\n"
+               "  torchrun --standalone --nproc_per_node=2 -m minifusion train t2i --out runs/shapes   # 2 processes",
     )
     p.add_argument("stage", choices=[*STAGES, "all"], metavar="STAGE", help="one of: " + ", ".join([*STAGES, "all"]))
     p.add_argument("--out", type=_existing_or_creatable_dir, required=True,

@@ -7,7 +7,12 @@ with ``torch.load(..., weights_only=True)`` and a stranger's checkpoint never ru
 
 Writing: the bytes go to a temporary file in the same folder, are flushed and fsync-ed, then
 ``os.replace`` renames it over the final name (atomic on POSIX and Windows) and the folder is
-fsync-ed. A crash or a full disk at any moment leaves the previous checkpoints untouched.
+fsync-ed. A crash or a full disk at any moment leaves the previous checkpoints untouched: a failed
+write raises ``CheckpointWriteError`` naming the file, the OS reason and the checkpoint still
+intact, and the trainer stops (better than training on for hours without a way back). A process
+killed during a write (SIGKILL, power loss) leaves only a hidden ``.step_XXXXXX.pt.*.tmp`` file,
+which never counts as a checkpoint and is removed by the next ``--resume``
+(``remove_partial_writes``).
 Reading: the newest file that loads cleanly wins; a truncated or corrupt newer one is reported
 with a warning naming it, and the one before is used. The newest is found by name, so there is
 no "latest" pointer that could disagree with the files.
@@ -29,10 +34,14 @@ CHECKPOINT_FORMAT = "minifusion-trainer-checkpoint"
 CHECKPOINT_VERSION = 1
 REQUIRED_KEYS = ("format", "version", "step", "model", "optimizer", "rng", "config")
 _NAME = re.compile(r"^step_(\d+)\.pt$")
+_PARTIAL = re.compile(r"^\.step_\d+\.pt\..*\.tmp$")  # atomic_write_bytes' temporary files
 
 
 class CheckpointWriteError(OSError):
-    """Writing a checkpoint failed (e.g. disk full); older checkpoints are intact."""
+    """Writing a checkpoint failed (e.g. disk full); older checkpoints are intact. ``errno`` is the OS error's."""
+
+    def __str__(self) -> str:  # the message alone: it already quotes the OS error
+        return self.strerror if self.errno is not None and self.strerror else super().__str__()
 
 
 def checkpoint_path(directory: str | os.PathLike, step: int) -> Path:
@@ -46,6 +55,17 @@ def list_checkpoints(directory: str | os.PathLike) -> list[tuple[int, Path]]:
         return []
     found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name)) and p.is_file()]
     return sorted(found)
+
+
+def remove_partial_writes(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files of checkpoint writes that a killed process never finished; returns them."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    partial = sorted(p for p in directory.iterdir() if _PARTIAL.match(p.name) and p.is_file())
+    for p in partial:
+        p.unlink(missing_ok=True)
+    return partial
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -65,16 +85,17 @@ def _fsync_dir(directory: Path) -> None:
 def save_checkpoint(state: dict, directory: str | os.PathLike, step: int, *, keep: int | None = None) -> Path:
     """Write ``state`` atomically as ``step_{step:06d}.pt``; then delete all but the newest ``keep``."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(directory, step)
     buffer = io.BytesIO()
     torch.save(state, buffer)
     try:
+        directory.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, buffer.getvalue())
     except OSError as e:
         previous = [p.name for s, p in list_checkpoints(directory) if s != step]
         kept = f"the previous checkpoint {previous[-1]!r} is intact" if previous else "no earlier checkpoint exists"
-        message = f"could not write checkpoint {str(path)!r} ({e}); {kept}"
+        message = (f"could not write checkpoint {str(path)!r} ({e}); {kept}. Free some space or fix the folder's "
+                   "permissions, then continue with resume=True (CLI: --resume)")
         raise (CheckpointWriteError(e.errno, message) if e.errno is not None else CheckpointWriteError(message)) from e
     _fsync_dir(directory)
     if keep is not None:
@@ -109,9 +130,16 @@ def load_latest_checkpoint(
 
     Each newer file that fails to load is reported with a ``UserWarning`` naming it.
     """
-    for _, path in reversed(list_checkpoints(directory)):
+    skipped = []
+    for step, path in reversed(list_checkpoints(directory)):
         try:
-            return path, load_checkpoint(path, map_location=map_location)
+            state = load_checkpoint(path, map_location=map_location)
         except ValueError as e:
             warnings.warn(f"skipping checkpoint {str(path)!r}: {e}; trying the previous one", stacklevel=2)
+            skipped.append(path.name)
+            continue
+        if skipped:
+            warnings.warn(f"using the previous good checkpoint {str(path)!r} (step {step}) instead of "
+                          f"{', '.join(skipped)}", stacklevel=2)
+        return path, state
     return None

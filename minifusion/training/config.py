@@ -2,12 +2,13 @@
 
 Batch vocabulary (used everywhere in ``minifusion.training``):
 
-- ``batch_size``: samples per micro-batch, i.e. per forward/backward pass on one process;
+- ``batch_size``: samples per micro-batch, i.e. per forward/backward pass of the whole run; under
+  ``torchrun`` with W processes each takes ``batch_size / W`` of them (``distributed``);
 - ``grad_accum_steps``: micro-batches whose gradients are summed before one optimiser step;
-- ``world_size``: processes (DDP ranks) that each do that;
-- the *global batch* of one optimiser step is ``batch_size * grad_accum_steps * world_size``
-  samples. Two runs with the same global batch and seed see the same samples with the same
-  noise, so they agree up to float rounding (``minifusion.training.data_order``).
+- the *global batch* of one optimiser step is ``batch_size * grad_accum_steps`` samples, whatever
+  the number of processes. Two runs with the same global batch and seed see the same samples with
+  the same noise, so they agree up to float rounding (``minifusion.training.data_order``): one
+  process or several, accumulated or not, resumed or not.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ MIXED_PRECISION_MODES: tuple[str, ...] = ("no", "bf16", "fp16", "auto")
 @dataclass
 class TrainingConfig:
     steps: int = 1000  # optimiser steps in the whole run
-    batch_size: int = 8  # samples per micro-batch (per process)
+    batch_size: int = 8  # samples per micro-batch, split evenly over the processes of a torchrun
     grad_accum_steps: int = 1  # micro-batches accumulated per optimiser step
     lr: float = 1e-4  # peak learning rate of AdamW
     weight_decay: float = 0.0  # AdamW decoupled weight decay (matrices and kernels only, not biases/norms)
@@ -41,10 +42,11 @@ class TrainingConfig:
     shuffle: bool = True  # visit the dataset in a fresh seeded permutation each epoch
     mixed_precision: str = "auto"  # "no" (fp32), "bf16", "fp16" (with a gradient scaler) or "auto"
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1", ...
-    max_nan_skips: int = 5  # this many consecutive NaN/inf losses stop the run with an error
+    max_nan_skips: int = 5  # this many consecutive NaN/inf losses (or gradients) stop the run with an error
     num_workers: int = 0  # DataLoader worker processes (0 = load in the training process)
-    world_size: int = 1  # number of data-parallel processes (slices each global batch)
-    rank: int = 0  # this process's rank, 0..world_size-1
+    world_size: int = 1  # processes; leave at 1: the Trainer reads it from torch.distributed (torchrun)
+    rank: int = 0  # this process's rank; leave at 0 (read from torch.distributed like world_size)
+    find_unused_parameters: bool = False  # DDP: allow trainable parameters without a gradient in a micro-batch
     progress: bool = True  # show a tqdm progress bar
     plot_loss: bool = True  # redraw loss.png next to log.csv at every checkpoint and at the end
     extra: dict = field(default_factory=dict)  # free-form notes saved with the run (recipe name, ...)
@@ -72,6 +74,9 @@ class TrainingConfig:
         self.betas = (float(betas[0]), float(betas[1]))
         if not isinstance(self.ema_decay, (int, float)) or not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay {self.ema_decay!r} is not allowed; it must be in [0, 1) (0 = no EMA)")
+        for name in ("find_unused_parameters",):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} {getattr(self, name)!r} is not allowed; it must be true or false")
         if self.mixed_precision not in MIXED_PRECISION_MODES:
             allowed = ", ".join(repr(m) for m in MIXED_PRECISION_MODES)
             raise ValueError(f"mixed_precision {self.mixed_precision!r} is not one of {allowed}")
@@ -85,7 +90,7 @@ class TrainingConfig:
     @property
     def global_batch_size(self) -> int:
         """Samples per optimiser step over all processes and micro-batches."""
-        return self.batch_size * self.grad_accum_steps * self.world_size
+        return self.batch_size * self.grad_accum_steps
 
     # -- persistence -----------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -113,7 +118,15 @@ class TrainingConfig:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrainingConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """The config saved in ``path`` (``training_config.json``); a ValueError naming the file if it is broken."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"training config {str(path)!r} is not valid JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"training config {str(path)!r} must hold a JSON object, got {type(data).__name__}")
+        return cls.from_dict(data)
 
     def replace(self, **changes) -> TrainingConfig:
         """A copy with some fields changed (validated again)."""

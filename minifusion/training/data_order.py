@@ -1,7 +1,8 @@
 """Which dataset item every sample of the training stream is, as a pure function of (seed, position).
 
-The stream: optimiser step s consumes the global batch of ``E = batch_size * grad_accum_steps *
-world_size`` samples with global indices ``s * E .. s * E + E - 1``. Rank r takes the fixed,
+The stream: optimiser step s consumes the global batch of ``E = b * A * W`` samples (``b`` per
+micro-batch on each of ``W`` ranks, ``A`` micro-batches) with global indices ``s * E .. s * E + E - 1``.
+The ``Trainer`` uses ``b = TrainingConfig.batch_size / W``, so E does not depend on W. Rank r takes the fixed,
 contiguous slice ``r * b * A .. (r + 1) * b * A - 1`` of each global batch (as torch's
 ``DistributedSampler`` gives each rank a fixed share), and its micro-batch a the
 ``b`` indices ``r * b * A + a * b + j``. So a run with batch b and accumulation A reads exactly
@@ -27,7 +28,8 @@ class DataOrder:
 
     Args:
         dataset_length: N, the number of items in the dataset.
-        batch_size, grad_accum_steps, world_size, rank: see ``TrainingConfig``.
+        batch_size: samples per micro-batch on one rank (the ``Trainer`` passes ``TrainingConfig.batch_size / W``).
+        grad_accum_steps, world_size, rank: micro-batches per step, processes, this process.
         seed: run seed.
         shuffle: permute each epoch (else visit 0..N-1 in order every epoch).
     """
@@ -48,12 +50,13 @@ class DataOrder:
         g = torch.Generator().manual_seed(sample_seed(self.seed, epoch, stream=_ORDER_STREAM))
         return torch.randperm(self.dataset_length, generator=g)
 
-    def global_indices(self, step: int, micro_batch: int) -> list[int]:
-        """Global sample indices of micro-batch ``micro_batch`` of optimiser step ``step`` on this rank."""
+    def global_indices(self, step: int, micro_batch: int, rank: int | None = None) -> list[int]:
+        """Global sample indices of micro-batch ``micro_batch`` of step ``step`` on ``rank`` (default: this rank)."""
         if not 0 <= micro_batch < self.grad_accum_steps:
             raise ValueError(f"micro_batch {micro_batch} is not in 0..{self.grad_accum_steps - 1}")
+        rank = self.rank if rank is None else rank
         b = self.batch_size
-        start = step * self.global_batch_size + self.rank * b * self.grad_accum_steps + micro_batch * b
+        start = step * self.global_batch_size + rank * b * self.grad_accum_steps + micro_batch * b
         return list(range(start, start + b))
 
     def dataset_index(self, global_index: int) -> int:

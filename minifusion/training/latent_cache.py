@@ -4,9 +4,9 @@ Latent diffusion trains the denoiser on ``encode(video)`` (Rombach et al. 2022);
 autoencoder is frozen by then, so encoding the same clips at every step is wasted work.
 ``LatentCache`` encodes a whole dataset once (batched, with a progress bar), stores the
 latents with the captions and attributes in one tensor file (written atomically), and reuses
-it on the next run. The file name is a fingerprint of the dataset's settings and the
-encoder's weights, so a changed dataset or a retrained autoencoder can never be served stale
-latents: it simply gets a new file.
+it on the next run (and in the other processes of a torchrun). The file name is a fingerprint of
+the dataset's settings and the encoder's weights, so a changed dataset or a retrained autoencoder
+can never be served stale latents: it simply gets a new file.
 
 Shapes: videos (B, C, F, H, W) in, latents (B, C', F, h, w) out, stored float32 on the CPU.
 """
@@ -117,7 +117,17 @@ class LatentCache:
         return self.cache_dir / f"latents_{type(dataset).__name__}_{self.fingerprint(dataset)}.pt"
 
     def load_or_encode(self, dataset) -> CachedLatents:
-        """The cached latents of ``dataset``, encoding (and storing) them first if needed."""
+        """The cached latents of ``dataset``, encoding (and storing) them first if needed.
+
+        Under torchrun the first process of each machine does this first and the others then read
+        its file (``distributed.local_main_first``): one encoding per machine, no two writers of a file.
+        """
+        from minifusion.training.distributed import local_main_first
+
+        with local_main_first():
+            return self._load_or_encode(dataset)
+
+    def _load_or_encode(self, dataset) -> CachedLatents:
         path = self.path_for(dataset)
         if path.is_file():
             try:

@@ -16,7 +16,12 @@ warning naming it; ``max_nan_skips`` in a row raise ``FloatingPointError`` befor
 non-finite reaches the weights. Exact resume: data order, noise, timesteps and dropouts are
 functions of (seed, global sample index) (``data_order``, ``randomness``), and a checkpoint
 stores everything else that changes (model, EMA, optimiser, scaler, RNG states, log window).
-Multi-process training (DDP) is prepared, not done: ``world_size``/``rank`` only slice batches.
+A checkpoint that cannot be written stops the run (``CheckpointWriteError``; the older ones are intact).
+
+Multi-process (``torchrun``; ``minifusion.training.distributed``): the model is wrapped in
+``DistributedDataParallel``, each of the W processes takes ``batch_size / W`` samples of every
+micro-batch, accumulation uses ``no_sync``, losses are shared so every rank logs and skips alike,
+and only rank 0 writes files; the weights match a one-process run up to float rounding.
 
 Callbacks (``Trainer(..., callbacks=[cb])``): after every optimiser step whose number is a
 multiple of ``cb.every_n_steps``, rank 0 calls ``cb(trainer, step)`` (after logging and
@@ -39,42 +44,28 @@ from torch import nn
 from torch.utils.data import DataLoader, default_collate
 from tqdm.auto import tqdm
 
+from minifusion.training import distributed
 from minifusion.training.checkpointing import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
+    CheckpointWriteError,
+    checkpoint_path,
     list_checkpoints,
     load_latest_checkpoint,
+    remove_partial_writes,
     save_checkpoint,
 )
 from minifusion.training.config import TrainingConfig
 from minifusion.training.data_order import DataOrder, MicroBatchSampler
 from minifusion.training.ema import EMA
 from minifusion.training.metrics import CSVLogger, plot_loss_curve
+from minifusion.training.optim import build_optimizer, warmup_lr
 from minifusion.training.precision import resolve_device, resolve_precision
 from minifusion.training.randomness import get_rng_state, sample_generators, seed_everything, set_rng_state
 
 # Config fields that change which samples/noise a step sees: resuming with other values cannot reproduce a plain run.
-_STREAM_FIELDS = ("seed", "batch_size", "grad_accum_steps", "world_size", "shuffle")
-
-
-def warmup_lr(step: int, *, lr: float, warmup_steps: int) -> float:
-    """Learning rate of optimiser step ``step`` (0-based): ``lr * min(1, (step + 1) / warmup_steps)``."""
-    if warmup_steps <= 0:
-        return lr
-    return lr * min(1.0, (step + 1) / warmup_steps)
-
-
-def build_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters only; weight decay on matrices/kernels, not on biases and norms."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    if not decay and not no_decay:
-        raise ValueError("the model has no trainable parameters (all have requires_grad=False)")
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr, betas=config.betas,
-                             eps=config.adam_eps)
+# (The number of processes is not one of them: the global batch does not depend on it.)
+_STREAM_FIELDS = ("seed", "batch_size", "grad_accum_steps", "shuffle")
 
 
 def move_to_device(batch, device: torch.device):
@@ -123,9 +114,9 @@ class Trainer:
         self.loss_fn = getattr(task, "loss", task)
         if not callable(self.loss_fn):
             raise ValueError(f"task must have a loss(model, batch, sample_indices, generators) method, got {task!r}")
-        if config.world_size > 1 and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            raise ValueError(f"world_size {config.world_size} needs an initialised torch.distributed process group "
-                             "(launch with torchrun) and a DDP-wrapped model; use world_size 1 otherwise")
+        self.dist = distributed.init_distributed()  # joins torchrun's process group, if launched by torchrun
+        distributed.check_split(config.batch_size, config.world_size, config.rank, self.dist)
+        world, rank = self.dist.world_size, self.dist.rank
         self.config, self.task, self.dataset = config, task, dataset
         self.callbacks = list(callbacks or ())
         for cb in self.callbacks:
@@ -136,18 +127,22 @@ class Trainer:
         self.collate_fn = collate_fn or default_collate
         self.out_dir = Path(out_dir)
         self.checkpoint_dir = self.out_dir / "checkpoints"
-        self.device = resolve_device(config.device)
+        self.device = distributed.process_device(resolve_device(config.device), self.dist)
         self.precision = resolve_precision(config.mixed_precision, self.device)
         self.model = model.to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self.model, config)
+        # DDP copies rank 0's weights to every rank, so it comes before the EMA copies them.
+        self.ddp = distributed.wrap_ddp(self.model, self.loss_fn, self.device,
+                                        find_unused_parameters=config.find_unused_parameters) \
+            if self.dist.enabled else None
         self.scaler = self.precision.make_scaler()
         self.ema = EMA(self.model, config.ema_decay, warmup=config.ema_warmup) if config.ema_decay > 0 else None
-        self.order = DataOrder(dataset_length=len(dataset), batch_size=config.batch_size,
-                               grad_accum_steps=config.grad_accum_steps, world_size=config.world_size,
-                               rank=config.rank, seed=config.seed, shuffle=config.shuffle)
+        self.order = DataOrder(dataset_length=len(dataset), batch_size=config.batch_size // world,
+                               grad_accum_steps=config.grad_accum_steps, world_size=world, rank=rank,
+                               seed=config.seed, shuffle=config.shuffle)
         self.logger = CSVLogger(self.out_dir / "log.csv")
-        self.is_main = config.rank == 0
+        self.is_main = self.dist.is_main
         self.step = 0  # optimiser steps completed (skipped NaN steps count: they consumed their data)
         self.nan_streak = 0
         self.last_checkpoint: Path | None = None
@@ -178,12 +173,13 @@ class Trainer:
             "log_window": dict(self._window),
             "nan_streak": self.nan_streak,
             "wall_time": self._elapsed(),
+            "world_size": self.dist.world_size,  # informational: resuming on another number of processes is fine
         }
 
     def load_checkpoint_state(self, state: dict) -> None:
         saved = state["config"]
         changed = [f for f in _STREAM_FIELDS if saved.get(f) != getattr(self.config, f)]
-        if changed:
+        if changed and self.is_main:
             details = ", ".join(f"{f}: {saved.get(f)!r} -> {getattr(self.config, f)!r}" for f in changed)
             warnings.warn(f"resuming with a different {details}; the run will not reproduce an uninterrupted one",
                           stacklevel=3)
@@ -201,21 +197,48 @@ class Trainer:
         self.nan_streak = int(state.get("nan_streak", 0))
         self._wall_offset, self._session_start = float(state.get("wall_time", 0.0)), time.perf_counter()
 
-    def save_checkpoint(self) -> Path | None:
-        if not self.is_main:
-            return None
-        self.last_checkpoint = save_checkpoint(self.checkpoint_state(), self.checkpoint_dir, self.step,
-                                               keep=self.config.keep_checkpoints)
+    def save_checkpoint(self) -> Path:
+        """Rank 0 writes ``checkpoints/step_XXXXXX.pt``; a failed write raises ``CheckpointWriteError`` on all ranks."""
+        error = None
+        if self.is_main:
+            try:
+                save_checkpoint(self.checkpoint_state(), self.checkpoint_dir, self.step,
+                                keep=self.config.keep_checkpoints)
+            except CheckpointWriteError as e:
+                error = e
+        shared = distributed.broadcast_object(None if error is None else (error.errno, str(error)))
+        if error is not None:
+            raise error
+        if shared is not None:
+            code, message = shared
+            message = f"rank 0 could not write its checkpoint: {message}"
+            raise CheckpointWriteError(code, message) if code is not None else CheckpointWriteError(message)
+        self.last_checkpoint = checkpoint_path(self.checkpoint_dir, self.step)
         return self.last_checkpoint
 
     def resume(self) -> Path | None:
-        """Load the newest good checkpoint of ``out_dir`` (warning about bad newer ones); None if there is none."""
-        found = load_latest_checkpoint(self.checkpoint_dir, map_location=self.device)
+        """Load the newest good checkpoint of ``out_dir`` (warning about bad newer ones); None if there is none.
+
+        Rank 0 reads it and sends it to the other ranks, so all continue from the same state.
+        """
+        found = None
+        if self.is_main:
+            for partial in remove_partial_writes(self.checkpoint_dir):
+                warnings.warn(f"removed {str(partial)!r}, an unfinished checkpoint write of an interrupted run "
+                              "(never used as a checkpoint)", stacklevel=3)
+            found = load_latest_checkpoint(self.checkpoint_dir, map_location="cpu" if self.dist.enabled else
+                                           self.device)
+        found = distributed.broadcast_object(found)
         if found is None:
+            if self.is_main:
+                warnings.warn(f"resume=True (CLI: --resume) but {str(self.checkpoint_dir)!r} holds no usable "
+                              "checkpoint to resume from: training starts from step 0", UserWarning, stacklevel=3)
             return None
         path, state = found
         self.load_checkpoint_state(state)
         self.last_checkpoint = path
+        if self.is_main and self.config.progress:
+            print(f"resuming from {path} (step {self.step})", flush=True)
         return path
 
     # -- the loop ----------------------------------------------------------------------------
@@ -234,6 +257,11 @@ class Trainer:
         elif list_checkpoints(self.checkpoint_dir) or self.logger.path.is_file():
             raise ValueError(f"{str(self.out_dir)!r} already holds a training run; pass resume=True to continue it "
                              "or choose an empty out_dir")
+        distributed.barrier()  # every rank has looked at out_dir before rank 0 writes to it
+        if self.is_main and cfg.progress and self.dist.enabled:
+            print(f"DistributedDataParallel on {self.dist.world_size} processes ({torch.distributed.get_backend()}): "
+                  f"each takes {cfg.batch_size // self.dist.world_size} of the {cfg.batch_size} samples of every "
+                  "micro-batch", flush=True)
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(self.out_dir / "training_config.json")
@@ -272,7 +300,10 @@ class Trainer:
         saved_now = self.last_checkpoint is not None and self.last_checkpoint.name == f"step_{self.step:06d}.pt"
         if self.step == end and not saved_now:
             self._checkpoint_and_plot()
-        model_dir = self.export() if self.step == cfg.steps and self.is_main else None
+        model_dir = None
+        if self.step == cfg.steps:
+            model_dir = self.export() if self.is_main else self.out_dir / "model"
+            distributed.barrier()  # the exported weights exist when any rank returns
         return TrainingResult(self.step, self._last_logged_loss, self.last_checkpoint, model_dir)
 
     def _write_log_row(self, window_seconds: float, wall_time: float) -> None:
@@ -309,7 +340,7 @@ class Trainer:
     def _train_step(self, step: int, batches) -> tuple[float, float, bool]:
         """One optimiser step; returns (mean loss, grad norm, skipped)."""
         cfg = self.config
-        self.model.train()
+        (self.ddp or self.model).train()
         lr = warmup_lr(step, lr=cfg.lr, warmup_steps=cfg.warmup_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -321,16 +352,19 @@ class Trainer:
             if problem is not None:
                 continue
             batch = move_to_device(batch, self.device)
-            with self.precision.autocast():
-                loss = self.loss_fn(self.model, batch, indices, sample_generators(cfg.seed, indices))
-            if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-                shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-                raise ValueError(f"task.loss must return a scalar tensor (the mean over samples), got {shape}")
-            if not torch.isfinite(loss):
-                problem = f"loss is {loss.item()} (micro-batch {a}, samples {indices[0]}..{indices[-1]})"
-                continue
-            losses.append(loss.detach().float())
-            self.scaler.scale(loss / cfg.grad_accum_steps).backward()  # outside autocast
+            last = a == cfg.grad_accum_steps - 1  # DDP all-reduces the summed gradients after the last one only
+            with contextlib.nullcontext() if self.ddp is None or last else self.ddp.no_sync():
+                with self.precision.autocast():
+                    loss = self._loss(batch, indices)
+                if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+                    shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+                    raise ValueError(f"task.loss must return a scalar tensor (the mean over samples), got {shape}")
+                ranks = distributed.per_rank_values(loss)  # (W,): every rank decides alike whether to skip
+                if not torch.isfinite(ranks).all():
+                    problem = self._nonfinite(ranks, step, a)
+                    continue
+                losses.append(ranks.mean())  # equal shares: the mean over the whole micro-batch
+                self.scaler.scale(loss / cfg.grad_accum_steps).backward()  # outside autocast
         if problem is not None:
             return self._skip(step, problem)
         self.scaler.unscale_(self.optimizer)  # true gradients before clipping
@@ -347,6 +381,25 @@ class Trainer:
         self.nan_streak = 0
         return float(torch.stack(losses).mean()), float(grad_norm), False
 
+    def _loss(self, batch, indices: list[int]) -> torch.Tensor:
+        generators = sample_generators(self.config.seed, indices)
+        if self.ddp is None:
+            return self.loss_fn(self.model, batch, indices, generators)
+        try:
+            return self.ddp(batch, indices, generators)  # DDP's forward prepares the gradient all-reduce
+        except RuntimeError as e:
+            raise distributed.explain_ddp_error(e) from e
+
+    def _nonfinite(self, rank_losses: torch.Tensor, step: int, micro_batch: int) -> str:
+        """What went wrong, e.g. "loss is nan (micro-batch 0, samples 4..7)", naming the rank(s) if several."""
+        parts = []
+        for r, value in enumerate(rank_losses.tolist()):
+            if not math.isfinite(value):
+                g = self.order.global_indices(step, micro_batch, rank=r)
+                on = f" on rank {r}" if self.dist.world_size > 1 else ""
+                parts.append(f"loss is {value}{on} (micro-batch {micro_batch}, samples {g[0]}..{g[-1]})")
+        return "; ".join(parts)
+
     def _skip(self, step: int, problem: str) -> tuple[float, float, bool]:
         self.optimizer.zero_grad(set_to_none=True)
         self.nan_streak += 1
@@ -359,8 +412,9 @@ class Trainer:
                 f"the limit max_nan_skips={limit}; stopping before NaN reaches the weights, which are unchanged "
                 f"since step {first - 1}{where}. Try a lower lr, mixed_precision='no', or check the data."
             )
-        warnings.warn(f"step {step + 1}: {problem}; skipped this step without updating the weights "
-                      f"({self.nan_streak} of at most {limit - 1} in a row)", RuntimeWarning, stacklevel=3)
+        if self.is_main:
+            warnings.warn(f"step {step + 1}: {problem}; skipped this step without updating the weights "
+                          f"({self.nan_streak} of at most {limit - 1} in a row)", RuntimeWarning, stacklevel=3)
         return math.nan, math.nan, True
 
     # -- export ------------------------------------------------------------------------------

@@ -68,8 +68,10 @@ def train_all(out_dir: str | Path, *, steps: int | None = None, config=None, res
         temporal: the keyframe model's temporal variant; variant: the video decoder's variant.
         skip: stage names to leave out, e.g. ("mfi",).
     """
+    from minifusion.training.distributed import init_distributed
     from minifusion.training.recipes import STAGES
 
+    progress = progress and init_distributed().is_main  # under torchrun rank 0 alone prints (and writes files)
     skip = tuple(skip or ())
     bad = sorted(set(skip) - set(ORDER))
     if bad:

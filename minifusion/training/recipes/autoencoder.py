@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from minifusion.models.autoencoder import Autoencoder, AutoencoderConfig
 from minifusion.training.config import TrainingConfig
+from minifusion.training.distributed import finish_stage
 from minifusion.training.randomness import seed_everything
 from minifusion.training.recipes.common import (
     METRICS_NAME,
@@ -170,10 +171,13 @@ def train_autoencoder(out_dir: str | Path, *, steps: int | None = None,
     task = AutoencoderTask(mse_weight=recipe.mse_weight, l1_weight=recipe.l1_weight,
                            gradient_weight=recipe.gradient_weight, latent_weight=recipe.latent_weight)
     trainer = Trainer(model, task, frames, recipe.training, run, collate_fn=collate_frames)
-    write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
+    if trainer.is_main:
+        write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
     start = time.perf_counter()
     result = trainer.train(resume=resume)
     seconds = time.perf_counter() - start
+    if not trainer.is_main:  # under torchrun rank 0 alone writes the stage's files; the others wait for it
+        return finish_stage(out_dir / STAGE)
     if result.model_dir is None:  # stopped early (only possible with max_steps, kept for safety)
         raise RuntimeError(f"training stopped at step {result.step} of {recipe.training.steps}")
 
@@ -192,4 +196,4 @@ def train_autoencoder(out_dir: str | Path, *, steps: int | None = None,
     if recipe.training.progress:
         print(f"autoencoder: step {result.step}, val PSNR {val_psnr:.2f} dB ({val_source}), "
               f"scaling_factor {autoencoder.scaling_factor:.4f} -> {final}")
-    return final
+    return finish_stage(final)

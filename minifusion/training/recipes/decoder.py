@@ -40,6 +40,7 @@ from torch.utils.data import Dataset
 from minifusion.eval.video_metrics import reconstruction_report
 from minifusion.models.autoencoder import Autoencoder
 from minifusion.training.config import TrainingConfig
+from minifusion.training.distributed import finish_stage
 from minifusion.training.precision import resolve_device
 from minifusion.training.randomness import seed_everything
 from minifusion.training.recipes.autoencoder import image_gradient_l1
@@ -299,10 +300,13 @@ def train_decoder(out_dir: str | Path, *, steps: int | None = None,
     task = DecoderTask(mse_weight=recipe.mse_weight, l1_weight=recipe.l1_weight, gradient_weight=recipe.gradient_weight,
                        temporal_gradient_weight=recipe.temporal_gradient_weight)
     trainer = Trainer(model, task, clips, recipe.training, run, collate_fn=collate_clips)
-    write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
+    if trainer.is_main:
+        write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
     start = time.perf_counter()
     result = trainer.train(resume=resume)
     seconds = time.perf_counter() - start
+    if not trainer.is_main:  # under torchrun rank 0 alone writes the stage's files; the others wait for it
+        return finish_stage(out_dir / COMPONENT)
     if result.model_dir is None:
         raise RuntimeError(f"training stopped at step {result.step} of {recipe.training.steps}")
 
@@ -335,7 +339,7 @@ def train_decoder(out_dir: str | Path, *, steps: int | None = None,
         print(f"decoder ({recipe.variant}): step {result.step}; {eval_source}: PSNR {img['psnr_db']:.2f} -> "
               f"{vid['psnr_db']:.2f} dB, SSIM {img['ssim']:.4f} -> {vid['ssim']:.4f}, flicker ratio "
               f"{img['flicker_ratio']:.3f} -> {vid['flicker_ratio']:.3f} (image -> video decoder) -> {final}")
-    return final
+    return finish_stage(final)
 
 
 __all__ = ["VARIANTS", "DecoderRecipe", "DecoderTask", "build_video_decoder", "check_variant", "collate_clips",

@@ -48,6 +48,7 @@ from minifusion.pipelines.interpolation import interpolate_pass, pair_conditioni
 from minifusion.pipelines.model_index import MODEL_INDEX_NAME, SCHEDULER_CONFIG_NAME, write_model_index
 from minifusion.training.checkpointing import list_checkpoints
 from minifusion.training.config import TrainingConfig
+from minifusion.training.distributed import finish_stage
 from minifusion.training.latent_cache import LatentCache, dataset_description
 from minifusion.training.precision import resolve_device
 from minifusion.training.randomness import per_sample_bernoulli, per_sample_noise, per_sample_randint, seed_everything
@@ -303,11 +304,13 @@ def save_scheduler(scheduler, folder: Path) -> Path:
 
 
 def run_interpolation_stage(stage: str, recipe_class: type, out_dir, *, build_model: Callable, make_task: Callable,
-                            component: str, steps, config, resume, data_dir, seed, progress) -> tuple[Path, dict]:
+                            component: str, steps, config, resume, data_dir, seed, progress
+                            ) -> tuple[Path, dict | None]:
     """What the ``interpolation`` and ``mfi`` stages share: load T2I, encode, train, export, evaluate.
 
     ``build_model(recipe, t2i_unet, text_encoder, latent_size)`` gives the model to train,
-    ``make_task(recipe, scheduler)`` its task; the EMA weights go to ``OUT/<component>``.
+    ``make_task(recipe, scheduler)`` its task; the EMA weights go to ``OUT/<component>``. Under
+    torchrun only rank 0 exports and evaluates; the other ranks get ``(path, None)``.
     """
     from minifusion.training.recipes.t2i import load_t2i
 
@@ -323,7 +326,8 @@ def run_interpolation_stage(stage: str, recipe_class: type, out_dir, *, build_mo
     scheduler = DDPMScheduler(num_train_timesteps=recipe.num_train_timesteps, beta_schedule=recipe.beta_schedule,
                               prediction_type="v_prediction")
     trainer = Trainer(model, make_task(recipe, scheduler), latents, recipe.training, run)
-    write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
+    if trainer.is_main:
+        write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
     start_step = list_checkpoints(run / "checkpoints")[-1][0] if resume and list_checkpoints(run / "checkpoints") \
         else 0
     start = time.perf_counter()
@@ -331,6 +335,8 @@ def run_interpolation_stage(stage: str, recipe_class: type, out_dir, *, build_mo
     seconds = time.perf_counter() - start
     if result.model_dir is None:
         raise RuntimeError(f"training stopped at step {result.step} of {recipe.training.steps}")
+    if not trainer.is_main:  # under torchrun rank 0 alone writes the stage's files (the caller's finish_stage)
+        return out_dir / component, None
 
     model = type(model).from_pretrained(result.model_dir)  # EMA weights
     final = model.save_pretrained(out_dir / component)
@@ -393,6 +399,8 @@ def train_interpolation(out_dir: str | Path, *, steps: int | None = None,
                                           config=config, resume=resume, data_dir=data_dir, seed=seed,
                                           progress=progress)
     out_dir = Path(out_dir)
+    if info is None:  # not rank 0 of a torchrun
+        return finish_stage(final)
     if (out_dir / MODEL_INDEX_NAME).is_file():
         write_model_index(out_dir)  # keeps the earlier settings
     else:  # the first stage to write it: the latents' range for dynamic thresholding
@@ -400,4 +408,4 @@ def train_interpolation(out_dir: str | Path, *, steps: int | None = None,
         write_model_index(out_dir, latent_range=sample_range_from_data(info["latents"].coarse, 0.999),
                           keyframe_frame_skip=int(recipe.frames_per_pair + 1 if recipe.data.folder
                                                   else recipe.data.frame_skip))
-    return final
+    return finish_stage(final)

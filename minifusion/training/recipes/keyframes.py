@@ -46,6 +46,7 @@ from minifusion.models.text_encoder import TextEncoder
 from minifusion.models.tokenizer import Tokenizer
 from minifusion.models.unet import UNet
 from minifusion.training.config import TrainingConfig
+from minifusion.training.distributed import finish_stage
 from minifusion.training.latent_cache import LatentCache, dataset_description
 from minifusion.training.precision import resolve_device
 from minifusion.training.randomness import per_sample_bernoulli, per_sample_noise, per_sample_randint, seed_everything
@@ -315,10 +316,13 @@ def train_keyframes(out_dir: str | Path, *, steps: int | None = None,
     callbacks = [check] if check is not None and recipe.motion_check_every > 0 else []
     trainer = Trainer(model, task, latents, recipe.training, run, collate_fn=KeyframeCollate(text_encoder.tokenizer),
                       callbacks=callbacks)
-    write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
+    if trainer.is_main:
+        write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
     start = time.perf_counter()
     result = trainer.train(resume=resume)
     seconds = time.perf_counter() - start
+    if not trainer.is_main:  # under torchrun rank 0 alone writes the stage's files; the others wait for it
+        return finish_stage(out_dir / "keyframe_unet")
     if result.model_dir is None:
         raise RuntimeError(f"training stopped at step {result.step} of {recipe.training.steps}")
 
@@ -342,7 +346,7 @@ def train_keyframes(out_dir: str | Path, *, steps: int | None = None,
     if recipe.training.progress:
         print(f"keyframes ({recipe.temporal}): step {result.step}, last loss {result.last_loss:.4g}; "
               f"latent range {latent_range:.3f}; -> {final}")
-    return final
+    return finish_stage(final)
 
 
 def warm_start(model: KeyframeUNet, folder: str | Path) -> list[str]:

@@ -36,6 +36,7 @@ from minifusion.models.keyframe_unet import TEMPORAL_VARIANTS
 from minifusion.models.masked_interpolation_unet import MaskedInterpolationUNet
 from minifusion.pipelines.denoising import autocast_context, denoise, randn
 from minifusion.training.config import TrainingConfig
+from minifusion.training.distributed import finish_stage
 from minifusion.training.recipes.interpolation import (
     InterpolationRecipe, InterpolationTask, run_interpolation_stage, task_from_recipe, window_length,
 )
@@ -167,4 +168,4 @@ def train_mfi(out_dir: str | Path, *, steps: int | None = None, config: MFIRecip
                                        make_task=functools.partial(task_from_recipe, task_class=MFITask),
                                        component="mfi_unet", steps=steps, config=config, resume=resume,
                                        data_dir=data_dir, seed=seed, progress=progress)
-    return final
+    return finish_stage(final)  # under torchrun every rank returns once rank 0 has written OUT/mfi_unet

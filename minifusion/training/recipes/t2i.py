@@ -35,6 +35,7 @@ from minifusion.models.text_encoder import TextEncoder, TextEncoderConfig
 from minifusion.models.tokenizer import Tokenizer, moving_shapes_vocabulary
 from minifusion.models.unet import UNet, UNetConfig
 from minifusion.training.config import TrainingConfig
+from minifusion.training.distributed import finish_stage
 from minifusion.training.latent_cache import LatentCache
 from minifusion.training.precision import resolve_device
 from minifusion.training.randomness import per_sample_bernoulli, per_sample_noise, per_sample_randint, seed_everything
@@ -189,10 +190,13 @@ def train_t2i(out_dir: str | Path, *, steps: int | None = None, config: T2IRecip
     task = T2ITask(scheduler, caption_dropout=recipe.caption_dropout)
     trainer = Trainer({"text_encoder": text_encoder, "unet": unet}, task, latents, recipe.training, run,
                       collate_fn=CaptionCollate(text_encoder.tokenizer))
-    write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
+    if trainer.is_main:
+        write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
     start = time.perf_counter()
     result = trainer.train(resume=resume)
     seconds = time.perf_counter() - start
+    if not trainer.is_main:  # under torchrun rank 0 alone writes the stage's files; the others wait for it
+        return finish_stage(out_dir / "unet")
     if result.model_dir is None:
         raise RuntimeError(f"training stopped at step {result.step} of {recipe.training.steps}")
 
@@ -213,7 +217,7 @@ def train_t2i(out_dir: str | Path, *, steps: int | None = None, config: T2IRecip
                                     "vocab_size": text_encoder.tokenizer.vocab_size, "samples": str(grid)})
     if recipe.training.progress:
         print(f"t2i: step {result.step}, last loss {result.last_loss:.4g}; samples {grid}; -> {out_dir}")
-    return final
+    return finish_stage(final)
 
 
 # -- sampling --------------------------------------------------------------------------------------
