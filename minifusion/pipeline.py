@@ -302,6 +302,11 @@ class FusionFramesPipeline:
         if dynamic_thresholding is not None and not isinstance(dynamic_thresholding, bool):
             raise ValueError(f"dynamic_thresholding {dynamic_thresholding!r} is not allowed; it must be True, False "
                              "or None (the pipeline's setting)")
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:  # NaN fails too
+            raise ValueError(f"eta must be a number in [0, 1] (DDIM's; DDPM ignores it), got {eta!r}")
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise ValueError("callback_on_step_end must be callable as fn(pipe, step_index, timestep, callback_kwargs) "
+                             f"or None, got {type(callback_on_step_end).__name__}")
         self._warn_unknown_words(prompts, negative_prompt)
         keyframe_scheduler, interp_scheduler = self._schedulers(
             scheduler, s.dynamic_thresholding if dynamic_thresholding is None else dynamic_thresholding)

@@ -115,6 +115,9 @@ def test_alpha_merge_formula_and_gradient_flow():
     assert torch.equal(layer(x), x)
     layer(x).square().sum().backward()
     assert layer.merge.alpha.grad.abs() > 0
+    with torch.no_grad():  # and it is the merge of x and x + branch(x) (computed as x + alpha * branch)
+        layer.merge.alpha.fill_(0.3)
+        torch.testing.assert_close(layer(x), layer.merge(x, x + layer.branch(x)))
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from minifusion.models.autoencoder_blocks import DECODER_TEMPORAL, Decoder, Encoder, TemporalStage
-from minifusion.models.modeling_utils import ModelMixin
+from minifusion.models.modeling_utils import ModelMixin, check_dtype
 
 
 @dataclass
@@ -164,6 +164,7 @@ class Autoencoder(ModelMixin):
         if not torch.is_tensor(x) or x.ndim not in (4, 5) or x.shape[1] != c:
             shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
             raise ValueError(f"Autoencoder expects frames (B, {c}, H, W) or (B, {c}, F, H, W), got shape {shape}")
+        check_dtype("frames", x, self.dtype_of_weights(), " (frames are floats in [-1, 1])")
         if x.shape[-1] % s or x.shape[-2] % s:
             raise ValueError(f"frame height and width must be divisible by {s} (the downsampling factor), "
                              f"got shape {tuple(x.shape)}")
@@ -173,6 +174,10 @@ class Autoencoder(ModelMixin):
         if not torch.is_tensor(z) or z.ndim not in (4, 5) or z.shape[1] != c:
             shape = tuple(z.shape) if torch.is_tensor(z) else type(z).__name__
             raise ValueError(f"Autoencoder expects latents (B, {c}, h, w) or (B, {c}, F, h, w), got shape {shape}")
+        check_dtype("latents", z, self.dtype_of_weights())
+
+    def dtype_of_weights(self) -> torch.dtype:
+        return next(self.parameters()).dtype
 
     # -- raw (unscaled) paths -----------------------------------------------------------------
     def encode_unscaled(self, x: torch.Tensor) -> torch.Tensor:

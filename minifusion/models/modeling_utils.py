@@ -37,6 +37,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def check_dtype(name: str, x: torch.Tensor, dtype: torch.dtype, hint: str = "") -> None:
+    """A model input must have the model's dtype (autocast may mix floating-point dtypes).
+
+    Without this check a float64 or uint8 input fails deep inside a convolution with a message
+    about bias types that names neither the argument nor what it should be.
+    """
+    if x.dtype == dtype or (x.is_floating_point() and torch.is_autocast_enabled(x.device.type)):
+        return
+    raise ValueError(f"{name} must be a tensor of the model's dtype {dtype}, got {x.dtype}{hint}")
+
+
 class ModelMixin(nn.Module):
     """Base class: ``self.config`` is a dataclass of constructor arguments.
 
@@ -54,12 +65,39 @@ class ModelMixin(nn.Module):
         if config is None:
             config = self.config_class()
         if isinstance(config, dict):
+            allowed = [f.name for f in dataclasses.fields(self.config_class)]
+            unknown = sorted(set(config) - set(allowed))
+            if unknown:
+                raise ValueError(f"unknown {self.config_class.__name__} keys {unknown}; allowed: {allowed}")
             config = self.config_class(**config)
         if not isinstance(config, self.config_class):
             raise ValueError(
                 f"config must be a {self.config_class.__name__} or dict, got {type(config).__name__}"
             )
         self.config = config
+
+    # -- memory ------------------------------------------------------------------------------
+    def enable_gradient_checkpointing(self) -> None:
+        """Keep only each layer's input during the forward pass and recompute the layer in backward.
+
+        Activation memory in training drops to about one layer's worth plus the layer inputs, for
+        about one extra forward pass of compute (Chen et al. 2016, "Training deep nets with sublinear
+        memory cost"; diffusers' method of the same name). No effect under ``torch.no_grad()``.
+        """
+        if not hasattr(self, "gradient_checkpointing"):
+            raise ValueError(f"{type(self).__name__} does not support gradient checkpointing (the U-Nets do)")
+        self.gradient_checkpointing = True
+
+    def disable_gradient_checkpointing(self) -> None:
+        if hasattr(self, "gradient_checkpointing"):
+            self.gradient_checkpointing = False
+
+    @staticmethod
+    def run_checkpointed(fn, *args):
+        """``fn(*args)`` whose intermediate activations are recomputed in backward instead of stored."""
+        from torch.utils.checkpoint import checkpoint
+
+        return checkpoint(fn, *args, use_reentrant=False)
 
     # -- persistence -------------------------------------------------------------------------
     def config_dict(self) -> dict:
@@ -104,6 +142,9 @@ class ModelMixin(nn.Module):
             raw = json.loads(config_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"checkpoint file {str(config_path)!r} is not valid JSON: {e}") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"checkpoint file {str(config_path)!r} must hold a JSON object of config keys, "
+                             f"got a {type(raw).__name__}")
         name = raw.pop("_class_name", cls.__name__)
         if name != cls.__name__:
             raise ValueError(f"{str(config_path)!r} holds a {name}, not a {cls.__name__}")
@@ -117,6 +158,14 @@ class ModelMixin(nn.Module):
             state = load_file(str(weights_path), device=str(map_location))
         except (SafetensorError, OSError, ValueError) as e:
             raise ValueError(f"checkpoint file {str(weights_path)!r} is corrupt or unreadable: {e}") from None
+        own = model.state_dict()
+        wrong = [f"{k} {tuple(v.shape)} (the config gives {tuple(own[k].shape)})"
+                 for k, v in state.items() if k in own and v.shape != own[k].shape]
+        if wrong:
+            raise ValueError(
+                f"checkpoint file {str(weights_path)!r} does not match {cls.__name__}: weights of another shape, "
+                f"{'; '.join(wrong[:3])}{'...' if len(wrong) > 3 else ''}; was {str(config_path)!r} edited?"
+            )
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise ValueError(

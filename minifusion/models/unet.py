@@ -36,7 +36,7 @@ import torch
 from einops import rearrange, repeat
 from torch import nn
 
-from minifusion.models.modeling_utils import ModelMixin
+from minifusion.models.modeling_utils import ModelMixin, check_dtype
 from minifusion.nn import (
     AttentionBlock,
     AttentionPooling,
@@ -67,6 +67,10 @@ class UNetConfig:
     prediction_type: str = "epsilon"  # training target, recorded: "epsilon", "v_prediction" or "sample"
     sample_size: int = 16  # latent height = width used by example_inputs()
     text_length: int = 8  # text tokens used by example_inputs()
+
+
+def _call(fn, *args):
+    return fn(*args)
 
 
 def _positive_int(name: str, value) -> None:
@@ -153,6 +157,7 @@ class UNet(ModelMixin):
         # Video models put temporal blocks here, keyed "down_i_j" / "up_i_j" (level i, after layer j);
         # empty for the image model, so its weights are exactly the T2I weights.
         self.temporal_blocks = nn.ModuleDict()
+        self.gradient_checkpointing = False  # enable_gradient_checkpointing(): recompute each layer in backward
 
     # -- configuration -----------------------------------------------------------------------
     @staticmethod
@@ -205,6 +210,7 @@ class UNet(ModelMixin):
         if not torch.is_tensor(sample) or sample.ndim not in ranks:
             shape = tuple(sample.shape) if torch.is_tensor(sample) else type(sample).__name__
             raise ValueError(f"sample must be {' or '.join(names[r] for r in ranks)}, got shape {shape}")
+        check_dtype("sample", sample, self.conv_in.weight.dtype)
         if sample.shape[1] != self.config.in_channels:
             raise ValueError(
                 f"sample has {sample.shape[1]} channels, the model takes {self.config.in_channels}: "
@@ -224,7 +230,10 @@ class UNet(ModelMixin):
             v = v.expand(batch)
         if v.shape != (batch,) or v.dtype == torch.bool or v.is_complex():
             raise ValueError(f"{name} must be a real number or a ({batch},) tensor, got shape {tuple(v.shape)}")
-        return v.to(torch.float32)
+        v = v.to(torch.float32)
+        if not bool(torch.isfinite(v).all()):
+            raise ValueError(f"{name} must be finite, got {v.tolist()}")
+        return v
 
     def batch_timesteps(self, timestep, batch: int, device: torch.device) -> torch.Tensor:
         return self.batch_values(timestep, "timestep", batch, device)
@@ -254,10 +263,12 @@ class UNet(ModelMixin):
         return layer(h, cond.time_embed, cond.context, cond.context_mask, **frames)
 
     def _run_level(self, key: str, level: _Level, h: torch.Tensor, cond: _Conditioning) -> torch.Tensor:
+        run = self.run_checkpointed if self.gradient_checkpointing and torch.is_grad_enabled() else _call
         for j, layer in enumerate(level.layers):
-            h = self._run_layer(layer, h, cond)
+            h = run(self._run_layer, layer, h, cond)
             if f"{key}_{j}" in self.temporal_blocks:  # video models: a temporal block after this layer
-                h = apply_to_frames(self.temporal_blocks[f"{key}_{j}"], h, cond.num_frames, cond.temporal_emb)
+                block = self.temporal_blocks[f"{key}_{j}"]
+                h = run(apply_to_frames, block, h, cond.num_frames, cond.temporal_emb)
         return h
 
     def forward_folded(self, h: torch.Tensor, cond: _Conditioning) -> torch.Tensor:
