@@ -2,19 +2,21 @@
 #   make demo   - create .venv if missing, install pinned deps + package, text -> video from the shipped checkpoint
 #   make test   - same set-up, then unit tests and every notebook (FAST mode) under nbval
 #   make lab    - JupyterLab on notebooks/ with the project's kernel
+#   make test-browser - notebooks 00 and 11 run in JupyterLab in headless Chromium; pictures in outputs/browser/
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.minifusion-installed
+BROWSER_STAMP := $(VENV)/.minifusion-browser-installed
 # pytest workers; notebooks and tests are independent. 'make test JOBS=1' for a serial run.
 JOBS   ?= 2
 # JupyterLab refuses to run as root unless told (containers, CI images); LAB_ARGS adds e.g. --port.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup demo test test-unit test-notebooks lab clean help
+.PHONY: setup demo test test-unit test-notebooks test-browser lab clean help
 
 help:
-	@echo "make demo | make test | make lab | make clean"
+	@echo "make demo | make test | make test-browser | make lab | make clean"
 
 setup: $(STAMP)
 
@@ -39,6 +41,16 @@ test-unit: $(STAMP)
 
 test-notebooks: $(STAMP)
 	MINIFUSION_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -n $(JOBS) -q notebooks --nbval-lax --nbval-current-env
+
+# Chromium from the OS packages and Playwright (requirements-browser.txt), each only if missing;
+# then JupyterLab + headless Chromium run notebooks 00 and 11 and check what the page shows.
+$(BROWSER_STAMP): requirements-browser.txt $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-browser.txt
+	@touch $(BROWSER_STAMP)
+
+test-browser: $(BROWSER_STAMP)
+	bash tests_browser/install_chromium.sh
+	$(PY) -m pytest -v -rs -p no:cacheprovider tests_browser
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks $(LAB_ARGS)

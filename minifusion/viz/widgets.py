@@ -51,7 +51,9 @@ def _player(count: int, fps: float, render: Callable[[int], bytes], description:
         image.value = picture(change["new"])
 
     slider.observe(on_change, names="value")
-    box = widgets.VBox([widgets.HBox([play, slider]), image])
+    # A VBox stretches its children to the output's width; flex-start keeps the picture at its
+    # own pixel size (scaled in Python) instead of blowing it up to fill JupyterLab's width.
+    box = widgets.VBox([widgets.HBox([play, slider]), image], layout=widgets.Layout(align_items="flex-start"))
     box.play, box.slider, box.image = play, slider, image
     return box
 
