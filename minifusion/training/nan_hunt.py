@@ -39,8 +39,9 @@ class NonFiniteReport:
 
     def __str__(self) -> str:
         where = repr(self.name) if self.name else "the model itself"
+        parent = repr(self.parent) if self.parent else "the model itself"
         how = ("made it from finite inputs" if self.inputs_finite else
-               f"passed it on: its inputs already held NaN/inf, made in the forward of {self.parent!r}")
+               f"passed it on: its inputs already held NaN/inf, made in the forward of {parent}")
         return (f"{where} ({self.module_type}, call {self.call_index}): {self.nonfinite_fraction:.2%} of its output "
                 f"is non-finite ({self.nan_count} NaN, {self.inf_count} inf); it {how}")
 

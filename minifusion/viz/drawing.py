@@ -34,6 +34,11 @@ def _font():
     return ImageFont.load_default(size=11)
 
 
+def text_width(text: str) -> int:
+    """Pixels a `text_strip` needs to show `text` whole (text plus its margins)."""
+    return int(np.ceil(_font().getlength(text))) + 6
+
+
 def text_strip(width: int, text: str, *, height: int = _STRIP) -> np.ndarray:
     """A white (height, width, 3) uint8 strip with `text` written in black at the left."""
     from PIL import Image, ImageDraw
@@ -200,10 +205,12 @@ def draw_compare_frame(
     for name, frames in videos.items():
         i, exact = shown[name]
         picture = _with_border(_picture(frames, i, scale), _EXACT if exact else _HELD)
-        strip = text_strip(picture.shape[1], f"{name} {i + 1}/{frames.shape[1]}{'' if exact else ' held'}")
-        parts.append(np.concatenate([strip, picture], axis=0))
+        label = f"{name} {i + 1}/{frames.shape[1]}{'' if exact else ' held'}"
+        strip = text_strip(max(picture.shape[1], text_width(label)), label)  # the whole label, even on small frames
+        parts.append(_stack([strip, picture], axis=0, gap=0))
     timeline = compare_timeline(row_times)
-    header = text_strip(max(p.shape[1] for p in parts), f"time {now:g}  ({index + 1} of {len(timeline)})")
+    title = f"time {now:g}  ({index + 1} of {len(timeline)})"
+    header = text_strip(max(text_width(title), *(p.shape[1] for p in parts)), title)
     return _stack([header, *parts], axis=0, gap=4)
 
 
