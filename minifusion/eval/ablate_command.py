@@ -1,0 +1,81 @@
+"""``python -m minifusion ablate table1|table2|table3``: the command line of ``minifusion.eval.ablation``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+ABLATE_HELP = """\
+tables (each variant trained from the same base weights, with the same budget and seeds):
+  table1  keyframes stage, the four temporal variants (FusionFrames Table 1): FVD, IS, CLIPSIM and caption
+          accuracy of generated keyframe videos (the project's own small metric models), pixel direction
+  table2  FusionFrames interpolation vs masked-frame interpolation (Table 2): PSNR of the middle frames
+          (pass 1, pass 2), flicker ratio, FVD, seconds per video, parameters
+  table3  image decoder vs the four temporal decoders (Table 3): PSNR, SSIM, flicker ratio, parameters
+
+Every (variant, seed) run is kept in OUT/TABLE/VARIANT/seed_K/ and skipped once it has a result at the
+same --steps and evaluation options, so a table can be filled over several sittings (an interrupted run
+resumes from its checkpoint). OUT/TABLE.md and OUT/TABLE.json hold mean +- sample std over the seeds,
+the hardware and the command, and list the runs still missing.
+
+Example: python -m minifusion ablate table3 --steps 600 --seeds 3 --out results
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    """Re-run one of the paper's ablation tables at toy scale (train, evaluate, tabulate; resumable)."""
+    import torch
+
+    from minifusion.eval.ablation import AblationOptions, run_table
+    from minifusion.eval.ablation_tables import TABLES
+    from minifusion.pipelines.model_index import pretrained
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    base = args.base if args.base is not None else pretrained()
+    if not Path(base).is_dir():
+        raise ValueError(f"base pipeline folder {str(base)!r} does not exist")
+    spec = TABLES[args.table]
+    options = AblationOptions(num_videos=args.num_videos, num_clips=args.num_clips,
+                              num_inference_steps=args.eval_steps, device=args.device)
+    path = run_table(spec, out=args.out, base=Path(base), steps=args.steps, seeds=args.seeds,
+                     variants=tuple(args.variants) if args.variants else None, options=options,
+                     progress=not args.no_progress)
+    print(path.read_text())
+    print(f"wrote {path} and {path.with_suffix('.json')}")
+    return 0
+
+
+def add_ablate_parser(sub) -> None:
+    from minifusion.eval.ablation_tables import TABLES
+
+    p = sub.add_parser("ablate", help="re-run the paper's Table 1, 2 or 3 at toy scale (resumable)",
+                       description=cmd_ablate.__doc__, epilog=ABLATE_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("table", choices=sorted(TABLES), help="which table")
+    p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
+    p.add_argument("--steps", type=_positive_int, default=None,
+                   help="training steps per run (default: the table's: "
+                        + ", ".join(f"{k} {s.default_steps}" for k, s in sorted(TABLES.items())) + ")")
+    p.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..K-1 per variant (default 3)")
+    p.add_argument("--variants", nargs="+", default=None, metavar="NAME",
+                   help="only these variants (default: all of the table's)")
+    p.add_argument("--base", type=Path, default=None, metavar="DIR",
+                   help="pipeline folder with the frozen parts every run starts from (default: the shipped one)")
+    p.add_argument("--num-videos", type=_positive_int, default=28, help="generated videos per run (table 1)")
+    p.add_argument("--num-clips", type=_positive_int, default=16, help="held-out clips per run (tables 2 and 3)")
+    p.add_argument("--eval-steps", type=_positive_int, default=25, help="sampling steps of the evaluation")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_ablate)

@@ -1,0 +1,94 @@
+"""The ablation runner: cached (variant, seed) runs, resumable tables, mean and spread, clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+
+import pytest
+
+from minifusion.eval.ablation import AblationOptions, Column, TableSpec, run_table, summarise
+from minifusion.eval.ablation_tables import TABLES
+
+
+def _spec(calls: list, fail_on: tuple | None = None) -> TableSpec:
+    def evaluate(folder, variant, seed, options):
+        if (variant, seed) == fail_on:
+            raise RuntimeError("interrupted")
+        calls.append((variant, seed))
+        return {"score": {"a": 1.0, "b": 2.0}[variant] + seed, "other": None}
+
+    return TableSpec(key="tableX", title="a test table", paper="the paper says b > a", variants=("a", "b"),
+                     stage_of=lambda v: None, train_kwargs=lambda v: {}, config_of=lambda v: {}, links=("unet",),
+                     default_steps=5, columns=(Column("score", "score", "{:.2f}", "higher"),),
+                     evaluate=evaluate)
+
+
+@pytest.fixture
+def base(tmp_path):
+    (tmp_path / "base" / "unet").mkdir(parents=True)
+    return tmp_path / "base"
+
+
+def test_table_is_the_mean_and_spread_over_seeds_and_runs_are_cached(tmp_path, base):
+    calls: list = []
+    path = run_table(_spec(calls), out=tmp_path / "out", base=base, seeds=3, progress=False, command="cmd")
+    assert sorted(calls) == [(v, s) for v in "ab" for s in range(3)]
+    text = path.read_text()
+    # a: scores 1, 2, 3 -> mean 2, sample std 1; b: 2, 3, 4 -> 3 +- 1
+    assert "| a | 2.00 ± 1.00 |" in text and "| b | 3.00 ± 1.00 |" in text and "`cmd`" in text
+    assert "Not run yet" not in text
+    table = json.loads((tmp_path / "out" / "tableX.json").read_text())
+    assert table["rows"]["b"]["score"] == {"mean": 3.0, "std": 1.0, "n": 3}
+    assert (tmp_path / "out" / "tableX" / "a" / "seed_0" / "unet").is_symlink()
+    calls.clear()  # a second sitting re-uses every finished run
+    run_table(_spec(calls), out=tmp_path / "out", base=base, seeds=3, progress=False)
+    assert calls == []
+    run_table(_spec(calls), out=tmp_path / "out", base=base, seeds=3, steps=6, progress=False)
+    assert len(calls) == 6  # another budget is another experiment
+    run_table(_spec(calls), out=tmp_path / "out", base=base, seeds=3, steps=6, progress=False,
+              options=AblationOptions(num_videos=4))
+    assert len(calls) == 12  # and so are other evaluation options
+
+
+def test_an_interrupted_table_keeps_its_finished_runs_and_lists_the_missing(tmp_path, base):
+    calls: list = []
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_table(_spec(calls, fail_on=("b", 1)), out=tmp_path / "out", base=base, seeds=2, progress=False)
+    assert calls == [("a", 0), ("b", 0), ("a", 1)]
+    from minifusion.eval.ablation import write_table
+
+    text = write_table(_spec([]), out=tmp_path / "out", steps=5, seeds=2, options=AblationOptions()).read_text()
+    assert "| b | 2.00 (1 seed) |" in text and "Not run yet (1): b seed 1." in text
+    run_table(_spec(calls), out=tmp_path / "out", base=base, seeds=2, progress=False)
+    assert calls[-1] == ("b", 1) and len(calls) == 4  # only the missing run
+
+
+def test_summary_matches_the_statistics_module_and_skips_missing_values():
+    assert summarise([1.0, 2.0, 4.0]) == {"mean": statistics.fmean([1, 2, 4]), "std": statistics.stdev([1, 2, 4]),
+                                          "n": 3}
+    assert summarise([None, 5.0]) == {"mean": 5.0, "std": None, "n": 1}
+    assert summarise([]) == {"mean": None, "std": None, "n": 0}
+
+
+def test_bad_arguments_name_the_value(tmp_path, base):
+    spec = _spec([])
+    with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
+        run_table(spec, out=tmp_path, base=base, steps=0)
+    with pytest.raises(ValueError, match="seeds must be an int >= 1, got 0"):
+        run_table(spec, out=tmp_path, base=base, seeds=0)
+    with pytest.raises(ValueError, match=r"variants \['c'\] are not in tableX; allowed: \['a', 'b'\]"):
+        run_table(spec, out=tmp_path, base=base, variants=("c",))
+    with pytest.raises(ValueError, match="has no 'unet'"):
+        run_table(spec, out=tmp_path, base=tmp_path / "empty", progress=False)
+
+
+def test_the_three_tables_cover_the_papers_variants():
+    assert TABLES["table1"].variants == ("conv1d_attn1d_layers", "conv1d_attn1d_blocks", "conv3d_attn1d_blocks",
+                                         "conv1d_attn3d_blocks")
+    assert {TABLES["table2"].stage_of(v) for v in TABLES["table2"].variants} == {"interpolation", "mfi"}
+    table3 = TABLES["table3"]
+    assert table3.stage_of("image") is None and {table3.stage_of(v) for v in table3.variants[1:]} == {"decoder"}
+    for spec in TABLES.values():
+        assert dataclasses.replace(spec).key.startswith("table")
