@@ -101,3 +101,15 @@ def test_config_errors():
         tiny(norm_groups=3)
     with pytest.raises(ValueError, match="attention_levels"):
         tiny(attention_levels=(True,))
+
+
+def test_meta_device_forward_for_flop_counts_and_nan_timestep_error():
+    # FLOPs are counted on the meta device (notebook 09, flops_per_frame): the input checks must not
+    # need the values there, while on a real device a NaN timestep is refused by name
+    model = tiny()
+    x, t, text = inputs()
+    meta = model.to("meta")
+    out = meta(x.to("meta"), t.to("meta"), text.to("meta"))
+    assert out.device.type == "meta" and out.shape == x.shape
+    with pytest.raises(ValueError, match=r"timestep must be finite, got \[nan, 900.0\]"):
+        tiny()(x, torch.tensor([float("nan"), 900.0]), text)
