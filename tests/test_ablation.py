@@ -92,3 +92,16 @@ def test_the_three_tables_cover_the_papers_variants():
     assert table3.stage_of("image") is None and {table3.stage_of(v) for v in table3.variants[1:]} == {"decoder"}
     for spec in TABLES.values():
         assert dataclasses.replace(spec).key.startswith("table")
+
+
+def test_ablate_command_line_errors(tmp_path, capsys):
+    from minifusion import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["ablate", "table9"])
+    assert exit_info.value.code == 2 and "invalid choice: 'table9'" in capsys.readouterr().err
+    assert cli.main(["ablate", "table3", "--base", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
+    assert f"base pipeline folder '{tmp_path / 'nope'}' does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["ablate", "table1", "--seeds", "0"])
+    assert "must be a positive integer, got '0'" in capsys.readouterr().err

@@ -467,7 +467,7 @@ ROWS: list[Row] = [
     Row(OTHER_CLI, "no-command", (), 2, "error: the following arguments are required: COMMAND"),
     Row(OTHER_CLI, "command-unknown", ("frobnicate",), 2,
         "error: argument COMMAND: invalid choice: 'frobnicate' (choose from 'demo', 'render', 'generate', 'train', "
-        "'bench')"),
+        "'evaluate', 'ablate', 'bench')"),
     Row(OTHER_CLI, "render-split-unknown", ("render", "--out", "clips", "--split", "test"), 2,
         "error: split 'test' is not one of 'train', 'val', 'heldout'"),
     Row(OTHER_CLI, "render-size-too-small", ("render", "--out", "clips", "--size", "4"), 2,

@@ -74,11 +74,9 @@ def evaluate_interpolator(folder: Path, variant: str, seed: int, options: Ablati
                "flicker_ratio": float(frame_difference(frames["model"]).mean() / frame_difference(frames["truth"]).mean()),
                "seconds_per_video": pass1["interpolation_seconds"] / result["num_clips"],
                "parameters": sum(p.numel() for p in model.parameters())}
-    try:
-        from minifusion.eval.keyframe_scores import frechet_video_distance_of_clips
-    except ImportError:  # the learned metrics are optional here: PSNR and flicker need no weights
-        return metrics
-    metrics["fvd"] = frechet_video_distance_of_clips(frames["model"], frames["truth"], device=device)
+    from minifusion.eval.keyframe_scores import frechet_video_distance_of_clips
+
+    metrics["fvd"] = frechet_video_distance_of_clips(frames["model"], frames["truth"])
     return metrics
 
 
