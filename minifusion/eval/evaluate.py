@@ -47,11 +47,12 @@ what each figure means (JSON keys in brackets; see minifusion.eval):
     compare runs of the same --num-videos only, next to [real.fvd_real_vs_real], the distance between two
     real sets of the same prompts (what a perfect generator would get).
   IS [inception_score]: exp(E KL(p(y|x) || p(y))) of the classifier's probabilities, per head; between 1 and
-    the number of classes, at most the number of prompted values (7 colours, 4 shapes, 4 directions);
-    [real.inception_score] is the same for real clips.
+    the number of classes; [real.inception_score] is the same for real clips of the prompts (7 colours,
+    4 shapes, 4 directions at most). Above the real clips' value means more varied than prompted (e.g.
+    moving in 8 directions when 4 were asked for), not better.
   CLIPSIM [clipsim]: mean cosine similarity of the contrastive text-video model's embeddings of each
-    video and its prompt; [clipsim_other_prompts] pairs each video with another video's prompt (the
-    level of an unrelated prompt), [real.clipsim] is real clips with their prompts.
+    video and its prompt; [clipsim_other_prompts] pairs each video with the next video's prompt (another
+    colour and shape: the level of a wrong prompt), [real.clipsim] is real clips with their prompts.
   pixel checks [pixel]: weight-free: share whose dominant foreground colour / centroid direction is the
     prompted one, and the mean background flicker (colour units per frame; 0 = still background).
   frame change [pixel.frame_change_ratio]: mean |x_t+1 - x_t| of the generated videos over that of the

@@ -155,8 +155,9 @@ class ToyMetrics:
         out = {"num_videos": len(generated), "caption_accuracy": self.caption_accuracy(generated, prompts),
                "clipsim": self.clipsim(generated, prompts),
                "inception_score": self.inception_scores(generated)}
-        # CLIPSIM with every video paired with another video's prompt: the level of an unrelated prompt
-        shift = [prompts[(i + len(prompts) // 2) % len(prompts)] for i in range(len(prompts))]
+        # CLIPSIM with every video paired with the next video's prompt: the level of another prompt
+        # (in the evaluate command's prompt order the next prompt has another colour and another shape)
+        shift = [prompts[(i + 1) % len(prompts)] for i in range(len(prompts))]
         out["clipsim_other_prompts"] = self.clipsim(generated, shift) if len(set(prompts)) > 1 else math.nan
         if reference is not None:
             if len(reference) != len(generated):
