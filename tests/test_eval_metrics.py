@@ -50,6 +50,18 @@ def test_matching_captions_score_higher_than_mismatched(metrics):
     assert scores["retrieval_video_to_text"] >= 0.5, scores
 
 
+def test_caption_accuracy_is_high_for_real_clips_and_low_for_other_prompts(metrics, heldout):
+    m, prompts = metrics.measure(heldout["video"][:32]), heldout["caption"][:32]
+    right = metrics.caption_accuracy(m, prompts)
+    assert right["num_judged"] > 0 and right["mean"] >= 0.95 and right["caption"] >= 0.8, right
+    # the mean is the plain average of the per-attribute shares, its chance level that of uniform guessing
+    named = [n for n in ATTRIBUTES if n in right]
+    assert right["mean"] == pytest.approx(sum(right[n] for n in named) / len(named))
+    assert right["mean_chance"] == pytest.approx(sum(1 / len(ATTRIBUTES[n]) for n in named) / len(named))
+    wrong = metrics.caption_accuracy(m, prompts[5:] + prompts[:5])  # each clip judged against another prompt
+    assert wrong["caption"] < right["caption"] and wrong["mean"] < right["mean"] - 0.2, (right, wrong)
+
+
 def test_values_do_not_change_with_batch_size(metrics, heldout):
     videos = heldout["video"][:24]
     whole = metrics.measure(videos, batch_size=24)

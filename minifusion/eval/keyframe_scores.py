@@ -3,8 +3,9 @@
 - Table 1 (FusionFrames section 4.1): ``score_keyframe_pipeline`` generates keyframe videos (no
   interpolation, so only the temporal variant under test differs between runs) from a trained
   pipeline folder and reduces ``evaluate_pipeline``'s report to one number per column: FVD, IS of the
-  direction head (the attribute a temporal layer has to get right), CLIPSIM, whole-caption accuracy,
-  and the weight-free pixel direction check.
+  direction head (the attribute a temporal layer has to get right), CLIPSIM, caption accuracy (the
+  mean over the prompt's attributes; the share with every attribute right is kept as
+  ``whole_caption_accuracy``), and the weight-free pixel direction check.
 - Table 2 (section 4.2): ``frechet_video_distance_of_clips`` compares interpolated clips with the
   true clips they were interpolated from.
 """
@@ -32,7 +33,10 @@ def score_keyframe_pipeline(folder: str | Path, *, num_videos: int, seed: int, n
             continue
         prefix = "" if group == "all" else "heldout_"
         scores.update({f"{prefix}fvd": g["fvd"], f"{prefix}inception_score": g["inception_score"]["direction"],
-                       f"{prefix}clipsim": g["clipsim"], f"{prefix}caption_accuracy": g["caption_accuracy"]["caption"],
+                       f"{prefix}clipsim": g["clipsim"], f"{prefix}caption_accuracy": g["caption_accuracy"]["mean"],
+                       f"{prefix}caption_accuracy_chance": g["caption_accuracy"]["mean_chance"],
+                       f"{prefix}whole_caption_accuracy": g["caption_accuracy"]["caption"],
+                       f"{prefix}shape_accuracy": g["caption_accuracy"].get("shape"),
                        f"{prefix}color_accuracy": g["caption_accuracy"].get("color"),
                        f"{prefix}classifier_direction_accuracy": g["caption_accuracy"].get("direction"),
                        f"{prefix}direction_accuracy": g["pixel"]["direction_accuracy"]})

@@ -128,7 +128,8 @@ class ToyMetrics:
     @staticmethod
     def caption_accuracy(m: VideoMeasurements, prompts: list[str]) -> dict:
         """Per attribute, the share of judged videos whose predicted attribute is the prompt's, and
-        ``caption`` = the share with every stated attribute right; ``num_judged`` = videos whose prompt
+        ``caption`` = the share with every stated attribute right, ``mean`` = the mean over attributes
+        (``mean_chance``: the same mean for uniform guessing); ``num_judged`` = videos whose prompt
         the classifier can judge (one shape, in the Moving Shapes grammar)."""
         attrs = prompt_attributes(check_prompts(prompts))
         keep = [i for i, a in enumerate(attrs) if a is not None]
@@ -140,6 +141,10 @@ class ToyMetrics:
         every = [all(preds[n][k] == a[n] for n in ATTRIBUTES if not (n == "direction" and a["motion"] == "bounces"))
                  for k, a in enumerate(judged)]
         out["caption"] = sum(every) / len(every)
+        # the mean over attributes, and what guessing uniformly would score on the same attributes
+        named = [n for n in ATTRIBUTES if n in out]
+        out["mean"] = sum(out[n] for n in named) / len(named)
+        out["mean_chance"] = sum(1 / len(ATTRIBUTES[n]) for n in named) / len(named)
         return out
 
     # -- everything ----------------------------------------------------------------------------------
