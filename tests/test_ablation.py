@@ -8,7 +8,9 @@ import statistics
 
 import pytest
 
-from minifusion.eval.ablation import AblationOptions, Column, TableSpec, run_table, summarise
+from minifusion.eval.ablation import (
+    AblationOptions, Column, TableSpec, run_folder, run_table, summarise, train_seconds_per_step, write_table,
+)
 from minifusion.eval.ablation_tables import TABLES
 
 
@@ -105,3 +107,45 @@ def test_ablate_command_line_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["ablate", "table1", "--seeds", "0"])
     assert "must be a positive integer, got '0'" in capsys.readouterr().err
+
+
+def test_training_cost_is_the_median_of_the_logged_rows_and_lands_in_the_table(tmp_path, base):
+    calls: list = []
+    spec = dataclasses.replace(_spec(calls), stage_of=lambda v: "stage")
+    for variant, speeds in (("a", (2.0, 0.1, 2.0)), ("b", (0.5, 0.5, 5.0))):  # one slow / fast outlier each
+        log = run_folder(tmp_path / "out", spec, variant, 0) / "runs" / "stage" / "log.csv"
+        log.parent.mkdir(parents=True)
+        log.write_text("step,loss,steps_per_sec\n" + "".join(f"{10 * i},0.1,{v}\n" for i, v in enumerate(speeds)))
+        (log.parent / "metrics.json").write_text(json.dumps({"step": 5}))  # finished: nothing is trained
+    assert train_seconds_per_step(run_folder(tmp_path / "out", spec, "a", 0), "stage") == pytest.approx(0.5)
+    assert train_seconds_per_step(run_folder(tmp_path / "out", spec, "a", 0), None) is None
+    run_table(spec, out=tmp_path / "out", base=base, seeds=1, progress=False)
+    table = json.loads((tmp_path / "out" / "tableX.json").read_text())
+    assert table["rows"]["a"]["train_seconds_per_step"]["mean"] == pytest.approx(0.5)
+    assert table["rows"]["b"]["train_seconds_per_step"]["mean"] == pytest.approx(2.0)
+    assert "a 0.50 (1 seed), b 2.00 (1 seed)" in (tmp_path / "out" / "tableX.md").read_text()
+    write_table(spec, out=tmp_path / "out", steps=5, seeds=1, options=AblationOptions())  # re-render: same figures
+    assert json.loads((tmp_path / "out" / "tableX.json").read_text())["rows"] == table["rows"]
+
+
+def test_table_only_renders_finished_runs_without_training(tmp_path, monkeypatch, capsys):
+    from minifusion import cli
+    from minifusion.eval import ablation
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--table-only must not train or evaluate")
+
+    monkeypatch.setattr(ablation, "run_one", refuse)
+    spec = TABLES["table3"]
+    options = AblationOptions()
+    folder = run_folder(tmp_path, spec, "conv1d", 0)
+    folder.mkdir(parents=True)
+    metrics = {"psnr_db": 35.0, "ssim": 0.95, "flicker_ratio": 1.1, "parameters": 10, "trainable_parameters": 2}
+    (folder / "result.json").write_text(json.dumps({"table": "table3", "variant": "conv1d", "seed": 0, "steps": 600,
+                                                    "options": options.__dict__, "metrics": metrics}))
+    (tmp_path / "table3.json").write_text(json.dumps({"command": "python -m minifusion ablate table3 --seeds 3",
+                                                      "hardware": "the machine that ran it"}))
+    assert cli.main(["ablate", "table3", "--out", str(tmp_path), "--table-only"]) == 0
+    text = (tmp_path / "table3.md").read_text()
+    assert "| conv1d | 35.00 (1 seed) |" in text and "the machine that ran it" in text
+    assert "`python -m minifusion ablate table3 --seeds 3`" in text and "Not run yet (14)" in text

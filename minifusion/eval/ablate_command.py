@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 ABLATE_HELP = """\
@@ -16,7 +17,8 @@ tables (each variant trained from the same base weights, with the same budget an
 Every (variant, seed) run is kept in OUT/TABLE/VARIANT/seed_K/ and skipped once it has a result at the
 same --steps and evaluation options, so a table can be filled over several sittings (an interrupted run
 resumes from its checkpoint). OUT/TABLE.md and OUT/TABLE.json hold mean +- sample std over the seeds,
-the hardware and the command, and list the runs still missing.
+the hardware and the command, the training cost per step, and list the runs still missing;
+--table-only rewrites them from the finished runs while another process is still filling the table.
 
 Example: python -m minifusion ablate table3 --steps 600 --seeds 3 --out results
 """
@@ -36,7 +38,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     """Re-run one of the paper's ablation tables at toy scale (train, evaluate, tabulate; resumable)."""
     import torch
 
-    from minifusion.eval.ablation import AblationOptions, run_table
+    from minifusion.eval.ablation import AblationOptions, run_table, write_table
     from minifusion.eval.ablation_tables import TABLES
     from minifusion.pipelines.model_index import pretrained
 
@@ -48,9 +50,15 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     spec = TABLES[args.table]
     options = AblationOptions(num_videos=args.num_videos, num_clips=args.num_clips,
                               num_inference_steps=args.eval_steps, device=args.device)
-    path = run_table(spec, out=args.out, base=Path(base), steps=args.steps, seeds=args.seeds,
-                     variants=tuple(args.variants) if args.variants else None, options=options,
-                     progress=not args.no_progress)
+    if args.table_only:  # re-render from the finished runs, stating what ran them (the earlier table's lines)
+        previous = args.out / f"{spec.key}.json"
+        stated = json.loads(previous.read_text()) if previous.is_file() else {}
+        path = write_table(spec, out=args.out, steps=args.steps or spec.default_steps, seeds=args.seeds,
+                           options=options, command=stated.get("command"), machine=stated.get("hardware"))
+    else:
+        path = run_table(spec, out=args.out, base=Path(base), steps=args.steps, seeds=args.seeds,
+                         variants=tuple(args.variants) if args.variants else None, options=options,
+                         progress=not args.no_progress)
     print(path.read_text())
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0
@@ -78,4 +86,7 @@ def add_ablate_parser(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--threads", type=_positive_int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--table-only", action="store_true",
+                   help="only write OUT/TABLE.md and .json from the runs already finished (train and evaluate "
+                        "nothing), e.g. while another process is still filling the table")
     p.set_defaults(func=cmd_ablate)

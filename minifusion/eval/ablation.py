@@ -132,9 +132,26 @@ def run_one(spec: TableSpec, variant: str, seed: int, *, out: Path, base: Path, 
     metrics = spec.evaluate(folder, variant, seed, options)
     result = {"table": spec.key, "variant": variant, "seed": seed, "steps": steps, "options": options.__dict__,
               "metrics": metrics, "train_seconds": train_seconds, "eval_seconds": time.perf_counter() - start,
+              "train_seconds_per_step": train_seconds_per_step(folder, stage),
               "finished": datetime.datetime.now().isoformat(timespec="seconds")}
     write_json(folder / RESULT_NAME, result)
     return result
+
+
+def train_seconds_per_step(folder: Path, stage: str | None) -> float | None:
+    """Median seconds per training step over the rows of the run's ``log.csv`` (None without a log).
+
+    The median of the logged rows, not total time / steps: a run filled over several sittings, or
+    slowed for a while by other work on the machine, still gets its typical cost."""
+    path = Path(folder) / "runs" / str(stage) / "log.csv"
+    if stage is None or not path.is_file():
+        return None
+    import csv
+
+    with path.open(newline="") as f:
+        speeds = [float(row["steps_per_sec"]) for row in csv.DictReader(f) if row.get("steps_per_sec")]
+    speeds = [v for v in speeds if v > 0]
+    return 1.0 / statistics.median(speeds) if speeds else None
 
 
 def _finished_steps(run: Path) -> int | None:
@@ -204,8 +221,11 @@ def hardware() -> str:
 
 
 def write_table(spec: TableSpec, *, out: Path, steps: int, seeds: int, options: AblationOptions,
-                command: str | None = None) -> Path:
-    """Render ``OUT/TABLE.md`` and ``OUT/TABLE.json`` from the cached results."""
+                command: str | None = None, machine: str | None = None) -> Path:
+    """Render ``OUT/TABLE.md`` and ``OUT/TABLE.json`` from the cached results.
+
+    ``command`` and ``machine``: what the table states ran it (default: this process's command line
+    and ``hardware()``)."""
     from minifusion.training.recipes.common import write_json
 
     found = collect(spec, Path(out), steps, seeds, options)
@@ -214,9 +234,10 @@ def write_table(spec: TableSpec, *, out: Path, steps: int, seeds: int, options: 
     missing = [f"{v} seed {s}" for v in spec.variants for s in range(seeds)
                if not any(r["seed"] == s for r in found.get(v, []))]
     command = command or "python -m minifusion " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    machine = machine or hardware()
     arrows = {"higher": " ↑", "lower": " ↓", "": ""}
     lines = [f"# {spec.title}", "", f"- budget: {steps} training steps per run, seeds 0..{seeds - 1}; evaluation: "
-             f"{json.dumps(options.__dict__)}", f"- hardware: {hardware()}", f"- command: `{command}`",
+             f"{json.dumps(options.__dict__)}", f"- hardware: {machine}", f"- command: `{command}`",
              f"- made: {datetime.datetime.now().isoformat(timespec='minutes')}", "",
              "| variant | " + " | ".join(c.header + arrows[c.better] for c in spec.columns) + " |",
              "| --- | " + " | ".join("---" for _ in spec.columns) + " |"]
@@ -224,7 +245,19 @@ def write_table(spec: TableSpec, *, out: Path, steps: int, seeds: int, options: 
         if variant in rows:
             lines.append(f"| {variant} | " + " | ".join(_cell(rows[variant][c.key], c.fmt) for c in spec.columns)
                          + " |")
-    lines += ["", "Cells: mean ± sample standard deviation over the seeds that finished.", "", f"Paper: {spec.paper}"]
+    cost = {}
+    for variant, results in found.items():
+        stage = spec.stage_of(variant)
+        per_step = [r.get("train_seconds_per_step") or
+                    train_seconds_per_step(run_folder(out, spec, variant, r["seed"]), stage) for r in results]
+        cost[variant] = summarise(per_step)
+        if variant in rows:
+            rows[variant]["train_seconds_per_step"] = cost[variant]
+    measured = {v: c for v, c in cost.items() if c["mean"] is not None}
+    lines += ["", "Cells: mean ± sample standard deviation over the seeds that finished."]
+    if measured:
+        lines += ["", "Training cost, seconds per step (median of each run's logged rows, on the hardware above): " + ", ".join(f"{v} {_cell(c, '{:.2f}')}" for v, c in measured.items()) + "."]
+    lines += ["", f"Paper: {spec.paper}"]
     lines += [f"- {note}" for note in spec.notes]
     if missing:
         lines += ["", f"Not run yet ({len(missing)}): {', '.join(missing)}."]
@@ -232,7 +265,7 @@ def write_table(spec: TableSpec, *, out: Path, steps: int, seeds: int, options: 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     write_json(Path(out) / f"{spec.key}.json", {"table": spec.key, "steps": steps, "seeds": seeds,
-                                                 "options": options.__dict__, "hardware": hardware(),
+                                                 "options": options.__dict__, "hardware": machine,
                                                  "command": command, "rows": rows, "missing": missing,
                                                  "runs": found})
     return path
