@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from pathlib import Path
 
 ABLATE_HELP = """\
@@ -53,8 +55,10 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     if args.table_only:  # re-render from the finished runs, stating what ran them (the earlier table's lines)
         previous = args.out / f"{spec.key}.json"
         stated = json.loads(previous.read_text()) if previous.is_file() else {}
+        # no earlier table: the command that fills this one is this command line without --table-only
+        fill = "python -m minifusion " + " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--table-only")
         path = write_table(spec, out=args.out, steps=args.steps or spec.default_steps, seeds=args.seeds,
-                           options=options, command=stated.get("command"), machine=stated.get("hardware"))
+                           options=options, command=stated.get("command", fill), machine=stated.get("hardware"))
     else:
         path = run_table(spec, out=args.out, base=Path(base), steps=args.steps, seeds=args.seeds,
                          variants=tuple(args.variants) if args.variants else None, options=options,
