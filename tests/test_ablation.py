@@ -7,6 +7,7 @@ import json
 import statistics
 
 import pytest
+import torch
 
 from minifusion.eval.ablation import (
     AblationOptions, Column, TableSpec, run_folder, run_table, summarise, train_seconds_per_step, write_table,
@@ -149,3 +150,34 @@ def test_table_only_renders_finished_runs_without_training(tmp_path, monkeypatch
     text = (tmp_path / "table3.md").read_text()
     assert "| conv1d | 35.00 (1 seed) |" in text and "the machine that ran it" in text
     assert "`python -m minifusion ablate table3 --seeds 3`" in text and "Not run yet (14)" in text
+
+
+def test_figure_needs_finished_runs_and_names_the_table(tmp_path):
+    from minifusion.eval.ablation_figures import table_figure
+
+    with pytest.raises(ValueError, match="table9"):
+        table_figure("table9", tmp_path)
+    with pytest.raises(ValueError, match="no finished run of table3 with seed 0"):
+        table_figure("table3", tmp_path)
+
+
+def test_table3_figure_draws_every_decoder_of_the_seed(tmp_path):
+    from PIL import Image
+
+    from minifusion.eval.ablation_figures import table_figure
+    from minifusion.models import Autoencoder
+    from minifusion.training.recipes.decoder import build_video_decoder
+
+    torch.manual_seed(0)
+    image = Autoencoder()
+    spec = TABLES["table3"]
+    for variant in ("conv1d", "image"):
+        folder = run_folder(tmp_path, spec, variant, 0)
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text("{}")
+    image.save_pretrained(run_folder(tmp_path, spec, "conv1d", 0) / "autoencoder")
+    build_video_decoder(image, "conv1d").save_pretrained(run_folder(tmp_path, spec, "conv1d", 0) / "video_decoder")
+    path = table_figure("table3", tmp_path)
+    assert path == tmp_path / "table3.png"
+    width, height = Image.open(path).size
+    assert width > 300 and height > 200  # truth, image decoder, and 2 error rows

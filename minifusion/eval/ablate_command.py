@@ -65,6 +65,10 @@ def cmd_ablate(args: argparse.Namespace) -> int:
                          progress=not args.no_progress)
     print(path.read_text())
     print(f"wrote {path} and {path.with_suffix('.json')}")
+    if args.figure:
+        from minifusion.eval.ablation_figures import table_figure
+
+        print(f"wrote {table_figure(spec.key, args.out, seed=0, num_inference_steps=args.eval_steps)}")
     return 0
 
 
@@ -93,4 +97,6 @@ def add_ablate_parser(sub) -> None:
     p.add_argument("--table-only", action="store_true",
                    help="only write OUT/TABLE.md and .json from the runs already finished (train and evaluate "
                         "nothing), e.g. while another process is still filling the table")
+    p.add_argument("--figure", action="store_true",
+                   help="also draw OUT/TABLE.png: what each variant of seed 0 produces (needs the runs' weights)")
     p.set_defaults(func=cmd_ablate)
