@@ -15,9 +15,11 @@ weights on this machine (they are not committed, only ``result.json`` is).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 FIGURE_PROMPTS = ("a red circle moves right", "a blue circle moves up")  # table 1; blue circle is a held-out pair
 
@@ -108,7 +110,11 @@ def table_figure(key: str, out: str | Path, *, seed: int = 0, num_inference_step
     fig = show_frames(rows, highlight=highlight, frame_size=0.8, value_range=(-1, 1), clip=True)
     fig.suptitle(f"{spec.title} (seed {seed})", fontsize=9)
     path = out / f"{key}.png"
-    fig.savefig(path, dpi=80, bbox_inches="tight")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=72, bbox_inches="tight")
+    buffer.seek(0)
+    with Image.open(buffer) as image:  # a 128-colour palette keeps the committed file small
+        image.convert("RGB").quantize(colors=128).save(path, optimize=True)
     return path
 
 
