@@ -181,3 +181,14 @@ def test_table3_figure_draws_every_decoder_of_the_seed(tmp_path):
     assert path == tmp_path / "table3.png"
     width, height = Image.open(path).size
     assert width > 300 and height > 200  # truth, image decoder, and 2 error rows
+
+
+def test_a_new_evaluation_version_re_evaluates_finished_runs(tmp_path, base):
+    calls: list = []
+    run_table(_spec(calls), out=tmp_path / "out", base=base, seeds=1, progress=False)
+    assert len(calls) == 2
+    run_table(dataclasses.replace(_spec(calls), eval_version=2), out=tmp_path / "out", base=base, seeds=1,
+              progress=False)
+    assert len(calls) == 4  # both runs evaluated again with the changed evaluation
+    result = json.loads((run_folder(tmp_path / "out", _spec([]), "a", 0) / "result.json").read_text())
+    assert result["eval_version"] == 2

@@ -59,6 +59,7 @@ class TableSpec:
     columns: tuple[Column, ...]
     evaluate: Callable[..., dict]  # evaluate(run_folder, variant, seed, options) -> {column key: number}
     notes: tuple[str, ...] = field(default_factory=tuple)
+    eval_version: int = 1  # raised when ``evaluate`` changes: results of another version are evaluated again
 
 
 @dataclass
@@ -95,14 +96,15 @@ def prepare_run_folder(folder: Path, base: Path, spec: TableSpec, seed: int) -> 
         link.symlink_to(shared.resolve(), target_is_directory=True)
 
 
-def _read_result(path: Path, steps: int, options: AblationOptions) -> dict | None:
+def _read_result(path: Path, steps: int, options: AblationOptions, eval_version: int = 1) -> dict | None:
     if not path.is_file():
         return None
     try:
         result = json.loads(path.read_text())
     except json.JSONDecodeError:
         return None  # an unreadable result is re-made, never trusted
-    same = result.get("steps") == steps and result.get("options") == options.__dict__
+    same = (result.get("steps") == steps and result.get("options") == options.__dict__
+            and result.get("eval_version", 1) == eval_version)
     return result if same else None
 
 
@@ -113,7 +115,7 @@ def run_one(spec: TableSpec, variant: str, seed: int, *, out: Path, base: Path, 
     from minifusion.training.recipes.common import run_dir, write_json
 
     folder = run_folder(out, spec, variant, seed)
-    cached = _read_result(folder / RESULT_NAME, steps, options)
+    cached = _read_result(folder / RESULT_NAME, steps, options, spec.eval_version)
     if cached is not None:
         return cached
     prepare_run_folder(folder, base, spec, seed)
@@ -131,6 +133,7 @@ def run_one(spec: TableSpec, variant: str, seed: int, *, out: Path, base: Path, 
     start = time.perf_counter()
     metrics = spec.evaluate(folder, variant, seed, options)
     result = {"table": spec.key, "variant": variant, "seed": seed, "steps": steps, "options": options.__dict__,
+              "eval_version": spec.eval_version,
               "metrics": metrics, "train_seconds": train_seconds, "eval_seconds": time.perf_counter() - start,
               "train_seconds_per_step": train_seconds_per_step(folder, stage),
               "finished": datetime.datetime.now().isoformat(timespec="seconds")}
@@ -192,7 +195,8 @@ def collect(spec: TableSpec, out: Path, steps: int, seeds: int, options: Ablatio
     found: dict[str, list[dict]] = {}
     for variant in spec.variants:
         for seed in range(seeds):
-            result = _read_result(run_folder(out, spec, variant, seed) / RESULT_NAME, steps, options)
+            path = run_folder(out, spec, variant, seed) / RESULT_NAME
+            result = _read_result(path, steps, options, spec.eval_version)
             if result is not None:
                 found.setdefault(variant, []).append(result)
     return found

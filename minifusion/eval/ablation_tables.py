@@ -76,7 +76,14 @@ def evaluate_interpolator(folder: Path, variant: str, seed: int, options: Ablati
                "parameters": sum(p.numel() for p in model.parameters())}
     from minifusion.eval.keyframe_scores import frechet_video_distance_of_clips
 
-    metrics["fvd"] = frechet_video_distance_of_clips(frames["model"], frames["truth"])
+    # The metric networks see 8 frames 4 source frames apart; on a 29-frame clip those are exactly the
+    # given keyframes, the same for every interpolator. So FVD is taken on the frames the interpolator
+    # made: for each phase 1, 2, 3 the 7 frames phase, phase + 4, ... (resampled to 8 by the metric)
+    # against the true frames at the same positions, and the mean over the three phases is reported.
+    model_frames, truth = frames["model"], frames["truth"]
+    per_phase = [frechet_video_distance_of_clips(model_frames[:, :, p::4], truth[:, :, p::4]) for p in (1, 2, 3)]
+    metrics["fvd"] = sum(per_phase) / len(per_phase)
+    metrics["fvd_per_phase"] = per_phase
     return metrics
 
 
@@ -137,9 +144,12 @@ TABLES: dict[str, TableSpec] = {
                  Column("fvd", "FVD", "{:.2f}", "lower"),
                  Column("seconds_per_video", "s / video", "{:.2f}", "lower"),
                  Column("parameters", "parameters", "{:,.0f}")),
-        evaluate=evaluate_interpolator,
+        evaluate=evaluate_interpolator, eval_version=2,  # 2: FVD of the interpolated frames (1 saw keyframes only)
         notes=("Interpolating the true keyframes of held-out clips (8 -> 29 frames); s / video is the "
-               "interpolation pass's wall time divided by the batch of clips.",)),
+               "interpolation pass's wall time divided by the batch of clips.",
+               "FVD: of the interpolated frames only (frames 1, 5, ..., 25 and the two other phases, each "
+               "against the true frames at the same positions, mean of the three); the metric's 8 frames of a "
+               "29-frame clip would be the given keyframes.")),
     "table3": TableSpec(
         key="table3", title="Table 3 at toy scale: the image decoder vs temporal video decoders",
         paper="temporal decoders improve PSNR/SSIM and flicker over the image decoder; 3D-conv + temporal "
