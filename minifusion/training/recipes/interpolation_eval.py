@@ -90,11 +90,11 @@ def evaluate_interpolation(model, scheduler, autoencoder, *, clips: Dataset | No
         truth = torch.stack([windows[i]["video"] for i in indices]).to(device)  # (B, C, F, H, W)
         middle = torch.ones(truth.shape[2], dtype=torch.bool)
         middle[::m] = False
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         keyframe_latents = autoencoder.encode(truth[:, :, ::m])  # (B, C, K, h, w)
         latents = interpolate_fn(keyframe_latents, frame_skip=skip,
                                  generator=torch.Generator().manual_seed(seed))  # (B, C, F, h, w)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         frames = autoencoder.decode(latents.to(device)).clamp(-1, 1)
         true_latents = autoencoder.encode(truth[:, :, middle])  # (B, C, F_mid, h, w)
         roundtrip = autoencoder.decode(true_latents)
@@ -107,6 +107,7 @@ def evaluate_interpolation(model, scheduler, autoencoder, *, clips: Dataset | No
             "linear_blend_psnr_db": psnr(blend[:, :, middle], truth[:, :, middle]),
             "latent_blend_psnr_db": psnr(latent_blend[:, :, middle], truth[:, :, middle]),
             "autoencoder_psnr_db": psnr(roundtrip, truth[:, :, middle]), "interpolation_seconds": seconds,
+            "interpolation_cpu_seconds": cpu_seconds,
             # in latent space, against the encoded true frames: no decoder ceiling
             "latent_mse": _mse(latents.to(device)[:, :, middle], true_latents),
             "latent_blend_latent_mse": _mse(blended_latents[:, :, middle], true_latents)}
