@@ -108,6 +108,11 @@ def test_ablate_command_line_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["ablate", "table1", "--seeds", "0"])
     assert "must be a positive integer, got '0'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["ablate", "table1", "--figure", "--figure-seed", "-1"])
+    assert "must be a seed, an integer >= 0, got '-1'" in capsys.readouterr().err
+    assert cli.main(["ablate", "table3", "--out", str(tmp_path), "--table-only", "--figure-seed", "1"]) == 2
+    assert "--figure-seed 1 draws the figure of --figure; give --figure too" in capsys.readouterr().err
 
 
 def test_training_cost_is_the_median_of_the_logged_rows_and_lands_in_the_table(tmp_path, base):
@@ -157,8 +162,36 @@ def test_figure_needs_finished_runs_and_names_the_table(tmp_path):
 
     with pytest.raises(ValueError, match="table9"):
         table_figure("table9", tmp_path)
-    with pytest.raises(ValueError, match="no finished run of table3 with seed 0"):
+    with pytest.raises(ValueError, match="no seed of table3 .* has its runs' weights on this machine"):
         table_figure("table3", tmp_path)
+    with pytest.raises(ValueError, match="no finished run of table3 with seed 0"):
+        table_figure("table3", tmp_path, seed=0)
+
+
+def _finished_run(out, variant, seed, weights):
+    folder = run_folder(out, TABLES["table3"], variant, seed)
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text("{}")
+    (folder / "autoencoder").symlink_to(out)  # a link to the base is not the run's own weights
+    if weights:
+        (folder / "video_decoder").mkdir()
+        (folder / "video_decoder" / "config.json").write_text("{}")
+
+
+def test_figure_draws_a_seed_whose_weights_are_on_this_machine(tmp_path):
+    from minifusion.eval.ablation_figures import figure_seed, table_figure
+
+    # seed 0 finished elsewhere (only result.json came with the clone); seed 1 is partly here, seed 2 whole
+    for variant in ("conv1d", "conv3d", "image"):
+        _finished_run(tmp_path, variant, 0, weights=False)
+        _finished_run(tmp_path, variant, 2, weights=True)
+    _finished_run(tmp_path, "conv1d", 1, weights=True)
+    assert figure_seed("table3", tmp_path) == 2  # the most runs, all with weights
+    with pytest.raises(ValueError, match="conv1d, conv3d of table3 seed 0 finished elsewhere"):
+        table_figure("table3", tmp_path, seed=0)
+    _finished_run(tmp_path / "other", "conv1d", 0, weights=False)
+    with pytest.raises(ValueError, match="no seed of table3 .* has its runs' weights on this machine"):
+        figure_seed("table3", tmp_path / "other")
 
 
 def test_table3_figure_draws_every_decoder_of_the_seed(tmp_path):

@@ -36,6 +36,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a seed, an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a seed, an integer >= 0, got {text!r}")
+    return value
+
+
 def cmd_ablate(args: argparse.Namespace) -> int:
     """Re-run one of the paper's ablation tables at toy scale (train, evaluate, tabulate; resumable)."""
     import torch
@@ -44,6 +54,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from minifusion.eval.ablation_tables import TABLES
     from minifusion.pipelines.model_index import pretrained
 
+    if args.figure_seed is not None and not args.figure:
+        raise ValueError(f"--figure-seed {args.figure_seed} draws the figure of --figure; give --figure too")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     base = args.base if args.base is not None else pretrained()
@@ -68,7 +80,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     if args.figure:
         from minifusion.eval.ablation_figures import table_figure
 
-        print(f"wrote {table_figure(spec.key, args.out, seed=0, num_inference_steps=args.eval_steps)}")
+        print(f"wrote {table_figure(spec.key, args.out, seed=args.figure_seed, num_inference_steps=args.eval_steps)}")
     return 0
 
 
@@ -98,5 +110,9 @@ def add_ablate_parser(sub) -> None:
                    help="only write OUT/TABLE.md and .json from the runs already finished (train and evaluate "
                         "nothing), e.g. while another process is still filling the table")
     p.add_argument("--figure", action="store_true",
-                   help="also draw OUT/TABLE.png: what each variant of seed 0 produces (needs the runs' weights)")
+                   help="also draw OUT/TABLE.png: what each variant of one seed produces (needs the runs' weights "
+                        "on this machine; only result.json is committed)")
+    p.add_argument("--figure-seed", type=_seed, default=None, metavar="K",
+                   help="the seed --figure draws (default: of the seeds whose runs all have their weights here, "
+                        "the one with the most runs)")
     p.set_defaults(func=cmd_ablate)

@@ -3,7 +3,8 @@
 A table's numbers say which variant is better; the picture shows what "better" looks like
 (``python -m minifusion ablate TABLE --figure`` writes ``OUT/TABLE.png``, notebook 12 shows it).
 Every row comes from the weights in a run folder of the same seed, so the figure needs the runs'
-weights on this machine (they are not committed, only ``result.json`` is).
+weights on this machine (they are not committed, only ``result.json`` is); by default it draws a
+seed whose finished runs all still hold their weights here (``figure_seed``).
 
 - Table 1 (FusionFrames section 4.1): the 8 keyframes each temporal variant draws for the same
   prompts and the same noise;
@@ -24,11 +25,46 @@ from PIL import Image
 FIGURE_PROMPTS = ("a red circle moves right", "a blue circle moves up")  # table 1; blue circle is a held-out pair
 
 
-def _available(out: Path, spec, seed: int) -> dict[str, Path]:
+def _has_weights(folder: Path) -> bool:
+    """Whether a run folder still holds what it trained: a saved part (config.json) that is not a link to the base."""
+    return folder.is_dir() and any(p.is_dir() and not p.is_symlink() and (p / "config.json").is_file()
+                                   for p in folder.iterdir())
+
+
+def _finished(out: Path, spec, seed: int) -> dict[str, Path]:
     from minifusion.eval.ablation import RESULT_NAME, run_folder
 
     return {v: run_folder(out, spec, v, seed) for v in spec.variants
             if (run_folder(out, spec, v, seed) / RESULT_NAME).is_file()}
+
+
+def _available(out: Path, spec, seed: int) -> dict[str, Path]:
+    """The finished runs of ``seed`` whose weights are here (a row with nothing to train needs none)."""
+    return {v: f for v, f in _finished(out, spec, seed).items() if spec.stage_of(v) is None or _has_weights(f)}
+
+
+def figure_seed(key: str, out: str | Path) -> int:
+    """The seed to draw: of the seeds whose finished runs all still hold their weights on this machine,
+    the one with the most runs (the lowest on a tie).
+
+    Only ``result.json`` is committed, so a clone (or a later session) that finished more seeds than
+    it trained itself can draw only the seeds it trained. Raises ValueError when no seed qualifies.
+    """
+    from minifusion.eval.ablation_tables import TABLES
+
+    if key not in TABLES:
+        raise ValueError(f"table {key!r} is not one of {sorted(TABLES)}")
+    spec, out = TABLES[key], Path(out)
+    best, best_count, seed = None, 0, 0
+    while finished := _finished(out, spec, seed):
+        count = len(_available(out, spec, seed))
+        if count == len(finished) and count > best_count and any(spec.stage_of(v) for v in finished):
+            best, best_count = seed, count
+        seed += 1
+    if best is None:
+        raise ValueError(f"no seed of {key} under {str(out)!r} has its runs' weights on this machine (only "
+                         f"result.json is committed); run `python -m minifusion ablate {key}` here first")
+    return best
 
 
 def _keyframe_rows(runs: dict[str, Path], seed: int, steps: int) -> dict[str, torch.Tensor]:
@@ -85,18 +121,27 @@ def _decoder_rows(runs: dict[str, Path], seed: int) -> dict[str, torch.Tensor]:
     return rows
 
 
-def table_figure(key: str, out: str | Path, *, seed: int = 0, num_inference_steps: int = 25) -> Path:
-    """Write ``OUT/KEY.png`` from the finished runs of ``seed`` (see the module docstring); returns its path."""
+def table_figure(key: str, out: str | Path, *, seed: int | None = None, num_inference_steps: int = 25) -> Path:
+    """Write ``OUT/KEY.png`` from the finished runs of ``seed`` (see the module docstring); returns its path.
+
+    ``seed`` None: ``figure_seed(key, out)``, a seed whose runs all hold their weights here.
+    """
     from minifusion.eval.ablation_tables import TABLES
     from minifusion.viz import show_frames
 
     if key not in TABLES:
         raise ValueError(f"table {key!r} is not one of {sorted(TABLES)}")
     spec, out = TABLES[key], Path(out)
+    if seed is None:
+        seed = figure_seed(key, out)
     runs = _available(out, spec, seed)
     if not runs:
-        raise ValueError(f"no finished run of {key} with seed {seed} under {str(out)!r}; run "
+        raise ValueError(f"no finished run of {key} with seed {seed} and its weights under {str(out)!r}; run "
                          f"`python -m minifusion ablate {key}` first")
+    missing = sorted(set(_finished(out, spec, seed)) - set(runs))
+    if missing:
+        raise ValueError(f"the runs {', '.join(missing)} of {key} seed {seed} finished elsewhere: their weights are "
+                         "not on this machine (only result.json is committed); pick another seed")
     with torch.no_grad():
         if key == "table1":
             rows = _keyframe_rows(runs, seed, num_inference_steps)
@@ -118,4 +163,4 @@ def table_figure(key: str, out: str | Path, *, seed: int = 0, num_inference_step
     return path
 
 
-__all__ = ["FIGURE_PROMPTS", "table_figure"]
+__all__ = ["FIGURE_PROMPTS", "figure_seed", "table_figure"]
