@@ -110,7 +110,7 @@ def test_ablate_command_line_errors(tmp_path, capsys):
     assert "must be a positive integer, got '0'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["ablate", "table1", "--figure", "--figure-seed", "-1"])
-    assert "must be a seed, an integer >= 0, got '-1'" in capsys.readouterr().err
+    assert "'-1' must be an integer >= 0" in capsys.readouterr().err
     assert cli.main(["ablate", "table3", "--out", str(tmp_path), "--table-only", "--figure-seed", "1"]) == 2
     assert "--figure-seed 1 draws the figure of --figure; give --figure too" in capsys.readouterr().err
 

@@ -8,6 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from minifusion.cli import _nonnegative_int
+
 ABLATE_HELP = """\
 tables (each variant trained from the same base weights, with the same budget and seeds):
   table1  keyframes stage, the four temporal variants (FusionFrames Table 1): FVD, IS, CLIPSIM and caption
@@ -33,16 +35,6 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a seed, an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a seed, an integer >= 0, got {text!r}")
     return value
 
 
@@ -112,7 +104,7 @@ def add_ablate_parser(sub) -> None:
     p.add_argument("--figure", action="store_true",
                    help="also draw OUT/TABLE.png: what each variant of one seed produces (needs the runs' weights "
                         "on this machine; only result.json is committed)")
-    p.add_argument("--figure-seed", type=_seed, default=None, metavar="K",
+    p.add_argument("--figure-seed", type=_nonnegative_int, default=None, metavar="K",
                    help="the seed --figure draws (default: of the seeds whose runs all have their weights here, "
                         "the one with the most runs)")
     p.set_defaults(func=cmd_ablate)
