@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from minifusion.diffusion.scheduling_utils import BaseScheduler, SchedulerOutput
+from minifusion.diffusion.scheduling_utils import BaseScheduler, SchedulerOutput, check_flag
 
 DDIMSchedulerOutput = SchedulerOutput
 
@@ -33,8 +33,6 @@ class DDIMScheduler(BaseScheduler):
     Sampling steps do not trust an epsilon model's x0 estimate where alpha_bar < 1e-6 (t = 999
     of the cosine schedule): they use x0 = 0 there (see ``BaseScheduler._pred_x0_eps``).
     """
-
-    _sibling_only_args = ("variance_type",)
 
     def __init__(
         self,
@@ -54,8 +52,7 @@ class DDIMScheduler(BaseScheduler):
         rescale_betas_zero_snr: bool = False,
         set_alpha_to_one: bool = True,
     ) -> None:
-        if not isinstance(set_alpha_to_one, bool):
-            raise ValueError(f"set_alpha_to_one must be True or False, got {set_alpha_to_one!r}")
+        check_flag("set_alpha_to_one", set_alpha_to_one)
         super().__init__(
             num_train_timesteps=num_train_timesteps,
             beta_start=beta_start,

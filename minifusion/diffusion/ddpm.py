@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from minifusion.diffusion.scheduling_utils import BaseScheduler, SchedulerOutput
+from minifusion.diffusion.scheduling_utils import BaseScheduler, SchedulerOutput, check_choice
 
 VARIANCE_TYPES = ("fixed_small", "fixed_large")
 
@@ -48,8 +48,6 @@ class DDPMScheduler(BaseScheduler):
     of the cosine schedule): they use x0 = 0 there (see ``BaseScheduler._pred_x0_eps``).
     """
 
-    _sibling_only_args = ("set_alpha_to_one",)
-
     def __init__(
         self,
         *,
@@ -68,9 +66,7 @@ class DDPMScheduler(BaseScheduler):
         rescale_betas_zero_snr: bool = False,
         variance_type: str = "fixed_small",
     ) -> None:
-        if variance_type not in VARIANCE_TYPES:
-            allowed = ", ".join(repr(v) for v in VARIANCE_TYPES)
-            raise ValueError(f"variance_type {variance_type!r} is not one of {allowed}")
+        check_choice("variance_type", variance_type, VARIANCE_TYPES)
         super().__init__(
             num_train_timesteps=num_train_timesteps,
             beta_start=beta_start,

@@ -33,14 +33,35 @@ class _Oracle:
         self.eps_error = float(eps_error)
         self.seed = seed
 
-    def pred_original_sample(self, sample: torch.Tensor, timestep: int) -> torch.Tensor:
+    def alpha_bar(self, timestep: int | float | torch.Tensor) -> float:
+        """alpha_bar at ``timestep``; between training steps from sigma interpolated linearly in t, as the
+        Euler and DPM-Solver++ schedulers do (``minifusion.diffusion.sigmas``)."""
+        t = float(timestep)
+        if t.is_integer():
+            return float(self.alphas_cumprod[int(t)])
+        sigmas = ((1 - self.alphas_cumprod) / self.alphas_cumprod).sqrt()
+        low = min(int(t), len(sigmas) - 2)
+        sigma = (1 - (t - low)) * sigmas[low] + (t - low) * sigmas[low + 1]
+        return float(1 / (1 + sigma**2))
+
+    def pred_original_sample(self, sample: torch.Tensor, timestep: int | float | torch.Tensor) -> torch.Tensor:
+        """E[x0 | x_t = sample] at ``timestep`` (fractional allowed)."""
+        return self.posterior_mean(sample, self.alpha_bar(timestep))
+
+    def posterior_mean(self, sample: torch.Tensor, alpha_bar: float) -> torch.Tensor:
+        """E[x0 | x_t = sample] at the noise level ``alpha_bar``."""
         raise NotImplementedError
 
-    def __call__(self, sample: torch.Tensor, timestep: int | torch.Tensor) -> torch.Tensor:
-        """The model output of ``prediction_type`` for x_t = ``sample`` at ``timestep``."""
-        t = int(timestep)
-        ab = self.alphas_cumprod[t]
-        x0 = self.pred_original_sample(sample, t).to(torch.float64)
+    def __call__(self, sample: torch.Tensor, timestep: int | float | torch.Tensor) -> torch.Tensor:
+        """The model output of ``prediction_type`` for x_t = ``sample`` at ``timestep`` (fractional allowed)."""
+        return self.output_at(sample, self.alpha_bar(timestep), error_seed=int(float(timestep)))
+
+    def output_at(self, sample: torch.Tensor, alpha_bar: float, *, error_seed: int = 0) -> torch.Tensor:
+        """The model output for x_t = ``sample`` at noise level ``alpha_bar`` (e.g. 1 / (1 + sigma^2) for a
+        sigma of a Karras schedule); ``error_seed`` picks the fixed error pattern when ``eps_error`` > 0."""
+        t = error_seed
+        ab = torch.tensor(float(alpha_bar), dtype=torch.float64)
+        x0 = self.posterior_mean(sample, float(alpha_bar)).to(torch.float64)
         x = sample.to(torch.float64)
         eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
         if self.eps_error > 0:
@@ -72,12 +93,15 @@ class PointSetDenoiser(_Oracle):
             raise ValueError(f"points must be (K, ...) with K >= 1, got shape {tuple(points.shape)}")
         self.points = points.to(torch.float64)
 
-    def posterior_weights(self, sample: torch.Tensor, timestep: int) -> torch.Tensor:
+    def posterior_weights(self, sample: torch.Tensor, timestep: int | float | torch.Tensor) -> torch.Tensor:
         """p(x0 = x_k | x_t), shape (B, K)."""
+        return self._weights(sample, self.alpha_bar(timestep))
+
+    def _weights(self, sample: torch.Tensor, alpha_bar: float) -> torch.Tensor:
         if sample.shape[1:] != self.points.shape[1:]:
             need = ", ".join(map(str, self.points.shape[1:]))
             raise ValueError(f"sample has shape {tuple(sample.shape)}; need (B, {need})")
-        ab = self.alphas_cumprod[int(timestep)]
+        ab = torch.tensor(float(alpha_bar), dtype=torch.float64)
         x = sample.to(torch.float64).flatten(1)  # (B, D)
         pts = self.points.flatten(1).to(x.device)  # (K, D)
         # elementwise on purpose: cdist/softmax/matmul on tiny tensors are slow when cores are busy
@@ -86,8 +110,8 @@ class PointSetDenoiser(_Oracle):
         w = (logits - logits.max(dim=1, keepdim=True).values).exp()
         return w / w.sum(dim=1, keepdim=True)
 
-    def pred_original_sample(self, sample: torch.Tensor, timestep: int) -> torch.Tensor:
-        w = self.posterior_weights(sample, timestep)  # (B, K)
+    def posterior_mean(self, sample: torch.Tensor, alpha_bar: float) -> torch.Tensor:
+        w = self._weights(sample, alpha_bar)  # (B, K)
         pts = self.points.flatten(1).to(w.device)  # (K, D)
         x0 = (w[:, :, None] * pts[None]).sum(1)  # (B, D): the posterior mean
         return x0.reshape(sample.shape).to(sample.dtype)
@@ -111,8 +135,8 @@ class GaussianDenoiser(_Oracle):
             raise ValueError(f"std must be > 0, got {std!r}")
         self.mean, self.std = float(mean), float(std)
 
-    def pred_original_sample(self, sample: torch.Tensor, timestep: int) -> torch.Tensor:
-        ab = float(self.alphas_cumprod[int(timestep)])
+    def posterior_mean(self, sample: torch.Tensor, alpha_bar: float) -> torch.Tensor:
+        ab = float(alpha_bar)
         var = self.std**2
         gain = ab**0.5 * var / (ab * var + 1 - ab)
         x = sample.to(torch.float64)

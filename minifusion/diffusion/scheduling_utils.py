@@ -1,4 +1,4 @@
-"""What DDPM and DDIM share: the schedule, the forward process, timesteps, conversions, checks.
+"""What every scheduler shares: the schedule, the forward process, timesteps, conversions, checks.
 
 Samples may have any rank with the batch first: images (B, C, H, W), video (B, C, F, H, W),
 or toy data (B, D). The forward process (Ho et al. 2020, eq. 4) is
@@ -44,6 +44,23 @@ def _is_int(value: Any) -> bool:
     return hasattr(value, "__index__") and not isinstance(value, (bool, torch.Tensor))
 
 
+def check_flag(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def check_choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} {value!r} is not one of {', '.join(repr(a) for a in allowed)}")
+
+
+def check_num_inference_steps(num_inference_steps: Any, num_train_timesteps: int) -> int:
+    if not _is_int(num_inference_steps) or not 1 <= int(num_inference_steps) <= num_train_timesteps:
+        raise ValueError(f"num_inference_steps must be an int in 1..{num_train_timesteps} (num_train_timesteps), "
+                         f"got {num_inference_steps!r}")
+    return int(num_inference_steps)
+
+
 def _check_floating(name: str, x: Any) -> None:
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -56,9 +73,26 @@ def _check_floating(name: str, x: Any) -> None:
 class BaseScheduler:
     """Shared machinery; subclasses implement ``step``. See ``DDPMScheduler`` for the arguments."""
 
-    # constructor arguments that only make sense for another scheduler; from_config drops them
-    _sibling_only_args: tuple[str, ...] = ()
+    # every constructor argument of every scheduler: from_config drops another scheduler's own ones
+    _all_scheduler_args: set[str] = set()
     init_noise_sigma = 1.0  # std of the starting noise x_T (diffusers name)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        BaseScheduler._all_scheduler_args |= cls.constructor_args()
+
+    @classmethod
+    def constructor_args(cls) -> set[str]:
+        """Names the constructor takes, following ``**kwargs`` up to the class that consumes them."""
+        names: set[str] = set()
+        for klass in cls.__mro__:
+            if "__init__" not in klass.__dict__:
+                continue
+            params = inspect.signature(klass.__dict__["__init__"]).parameters.values()
+            names |= {p.name for p in params if p.kind is p.KEYWORD_ONLY}
+            if not any(p.kind is p.VAR_KEYWORD for p in params):
+                break
+        return names
 
     def __init__(
         self,
@@ -78,16 +112,13 @@ class BaseScheduler:
         rescale_betas_zero_snr: bool = False,
     ) -> None:
         check_prediction_type(prediction_type)
-        if timestep_spacing not in TIMESTEP_SPACINGS:
-            allowed = ", ".join(repr(s) for s in TIMESTEP_SPACINGS)
-            raise ValueError(f"timestep_spacing {timestep_spacing!r} is not one of {allowed}")
+        check_choice("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
         for name, flag in (
             ("clip_sample", clip_sample),
             ("thresholding", thresholding),
             ("rescale_betas_zero_snr", rescale_betas_zero_snr),
         ):
-            if not isinstance(flag, bool):
-                raise ValueError(f"{name} must be True or False, got {flag!r}")
+            check_flag(name, flag)
         for name, value in (("clip_sample_range", clip_sample_range), ("sample_max_value", sample_max_value)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
@@ -143,15 +174,15 @@ class BaseScheduler:
     def from_config(cls, config: dict[str, Any], **overrides: Any):
         """Build from a config dict (e.g. another scheduler's ``.config``), with overrides.
 
-        Arguments that belong only to a sibling scheduler (DDPM's ``variance_type``, DDIM's
-        ``set_alpha_to_one``) are dropped, so ``DDIMScheduler.from_config(ddpm.config)`` works;
-        any other unknown key raises.
+        Arguments that belong only to another scheduler (DDPM's ``variance_type``, DDIM's
+        ``set_alpha_to_one``, DPM-Solver's ``solver_order``, ...) are dropped, so
+        ``DDIMScheduler.from_config(ddpm.config)`` works; any other unknown key raises.
         """
         if not isinstance(config, dict):
             raise ValueError(f"config must be a dict, got {type(config).__name__}")
-        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        accepted = cls.constructor_args()
         merged = {**config, **overrides}
-        unknown = sorted(set(merged) - accepted - set(cls._sibling_only_args))
+        unknown = sorted(set(merged) - accepted - BaseScheduler._all_scheduler_args)
         if unknown:
             raise ValueError(f"unknown config keys {unknown} for {cls.__name__}; allowed: {sorted(accepted)}")
         return cls(**{k: v for k, v in merged.items() if k in accepted})
@@ -171,11 +202,7 @@ class BaseScheduler:
         ``steps_offset`` shifts "leading" only (as in diffusers).
         """
         T = self.num_train_timesteps
-        if not _is_int(num_inference_steps) or not 1 <= int(num_inference_steps) <= T:
-            raise ValueError(
-                f"num_inference_steps must be an int in 1..{T} (num_train_timesteps), got {num_inference_steps!r}"
-            )
-        n = int(num_inference_steps)
+        n = check_num_inference_steps(num_inference_steps, T)
         spacing = self._config["timestep_spacing"]
         if spacing == "leading":
             ts = torch.arange(n, dtype=torch.int64) * (T // n) + self._config["steps_offset"]
@@ -308,7 +335,12 @@ class BaseScheduler:
         parameterisation needs this; "sample" and "v_prediction" recover x0 with error <= d.
         tests/test_sampling_trap.py compares this with the naive loop.
         """
-        ab = float(self._alphas_cumprod64[t])
+        return self._pred_x0_eps_at(model_output, float(self._alphas_cumprod64[t]), sample)
+
+    def _pred_x0_eps_at(
+        self, model_output: torch.Tensor, ab: float, sample: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``_pred_x0_eps`` at the noise level alpha_bar = ``ab`` (a sample x_t in VP units)."""
         prediction_type = self._config["prediction_type"]
         if prediction_type == "epsilon" and ab < UNRELIABLE_X0_ALPHA_BAR:
             x0 = torch.zeros_like(sample)
