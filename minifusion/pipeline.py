@@ -31,7 +31,13 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from minifusion.diffusion import DDIMScheduler, DDPMScheduler
+from minifusion.diffusion import (
+    BaseScheduler,
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+)
 from minifusion.models import Autoencoder, InterpolationUNet, KeyframeUNet, TextEncoder
 from minifusion.models.tokenizer import check_prompts
 from minifusion.pipelines.denoising import check_guidance_scale, check_steps
@@ -50,8 +56,10 @@ from minifusion.pipelines.model_index import (
 
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
 DECODERS = ("image", "video")
-SCHEDULERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler}
-SCHEDULER_CLASSES = {"DDPMScheduler": DDPMScheduler, "DDIMScheduler": DDIMScheduler}
+# ``scheduler=`` / ``--scheduler`` names -> classes; each stage keeps its own config (schedule, prediction type)
+SCHEDULERS = {"dpm": DPMSolverMultistepScheduler, "euler": EulerDiscreteScheduler, "ddim": DDIMScheduler,
+              "ddpm": DDPMScheduler}
+SCHEDULER_CLASSES = {cls.__name__: cls for cls in SCHEDULERS.values()}
 MODEL_CLASSES = {"Autoencoder": Autoencoder, "TextEncoder": TextEncoder, "KeyframeUNet": KeyframeUNet,
                  "InterpolationUNet": InterpolationUNet}
 
@@ -140,8 +148,8 @@ class FusionFramesPipeline:
             raise ValueError(f"video_decoder takes {self.video_decoder.config.latent_channels} latent channels, "
                              f"the autoencoder has {latent}")
         for name, sched, prediction_type, model in pairs:
-            if not isinstance(sched, (DDPMScheduler, DDIMScheduler)):
-                raise ValueError(f"{name} must be a DDPMScheduler or DDIMScheduler, got {type(sched).__name__}")
+            if not isinstance(sched, BaseScheduler):
+                raise ValueError(f"{name} must be one of {', '.join(SCHEDULER_CLASSES)}, got {type(sched).__name__}")
             if sched.config["prediction_type"] != prediction_type:
                 raise ValueError(f"{name} expects {sched.config['prediction_type']!r} outputs but {model} was "
                                  f"trained for {prediction_type!r}")
@@ -280,7 +288,8 @@ class FusionFramesPipeline:
                 "interpolation_1" or "interpolation_2"; returning ``{"latents": x}`` replaces the latents.
             return_dict: False returns ``(frames, keyframes)``.
             interpolation_num_inference_steps: steps per interpolation pass (None: settings).
-            scheduler: "ddpm" or "ddim" for both stages; None = the pipeline's own schedulers.
+            scheduler: "dpm" (DPM-Solver++ 2M), "euler", "ddim" or "ddpm" for both stages, each built from
+                that stage's scheduler config (schedule, prediction type); None = the pipeline's own schedulers.
             eta: DDIM's eta (0 = deterministic), ignored by DDPM.
             decoder: "image", "video" or None (the video decoder when the pipeline has one).
             decode_chunk_size: frames decoded at a time (None: settings).

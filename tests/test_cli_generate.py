@@ -51,7 +51,7 @@ def test_same_seed_same_file_other_seed_other_file(checkpoint, tmp_path):
     (["--guidance", "-2"], "guidance '-2' must be a finite number >= 0"),
     (["--steps", "0"], "must be an integer >= 1"),
     (["--passes", "3"], "invalid choice: 3"),
-    (["--scheduler", "euler"], "invalid choice: 'euler'"),
+    (["--scheduler", "heun"], "invalid choice: 'heun'"),
 ])
 def test_bad_arguments_are_refused_by_name(args, message, capsys):
     with pytest.raises(SystemExit) as e:

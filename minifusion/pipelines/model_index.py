@@ -39,14 +39,15 @@ MODEL_INDEX_NAME = "model_index.json"
 SCHEDULER_CONFIG_NAME = "scheduler_config.json"
 PIPELINE_CLASS_NAME = "FusionFramesPipeline"
 
+SCHEDULER_CLASS_NAMES = ("DDPMScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler")
 # component -> class names it may hold; the first four must be present, the rest are optional
 COMPONENT_CLASSES: dict[str, tuple[str, ...]] = {
     "autoencoder": ("Autoencoder",),
     "text_encoder": ("TextEncoder",),
     "keyframe_unet": ("KeyframeUNet",),
-    "scheduler": ("DDPMScheduler", "DDIMScheduler"),
+    "scheduler": SCHEDULER_CLASS_NAMES,
     "interpolation_unet": ("InterpolationUNet",),
-    "interpolation_scheduler": ("DDPMScheduler", "DDIMScheduler"),
+    "interpolation_scheduler": SCHEDULER_CLASS_NAMES,
     "video_decoder": ("Autoencoder",),
 }
 REQUIRED_COMPONENTS = ("autoencoder", "text_encoder", "keyframe_unet", "scheduler")
