@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_cuda.py [--quick]
 
 Runs only where ``torch.cuda.is_available()`` (``python -m minifusion bench`` leaves the section out
-on a CPU). Mixed precision as the trainer does it (DESIGN.md section 8): the forward pass under
+on a CPU). Mixed precision as the trainer does it: the forward pass under
 ``torch.autocast``, backward outside it, a gradient scaler for fp16. Three measurements:
 
 1. training step (forward + backward) of a keyframe U-Net of the wider ``GPU_PRESET`` on a

@@ -6,7 +6,7 @@ FusionFrames / Kandinsky Video 1.0 (Arkhipkin et al., arXiv 2311.13073), at toy 
    source positions 0, 4, 8, ... with classifier-free guidance ``uncond + s * (cond - uncond)``
    (diffusers' s; the paper's w = s - 1, its w = 5 is s = 6) and dynamic thresholding of the
    predicted x0 at the 0.98 quantile *relative to the latents' range* R (``settings.latent_range``,
-   measured on training latents; latents are never clipped to [-1, 1], DESIGN.md section 9);
+   measured on training latents; latents are never clipped to [-1, 1]);
 2. interpolation (section 3.2): 0, 1 or 2 passes of the pair-wise interpolator, K -> 4K - 3 ->
    16K - 15 frames (8 -> 29 -> 113), with context guidance (s = 1.25 is the paper's w = 0.25);
 3. decoding in chunks of ``decode_chunk_size`` frames with the image decoder or, when the folder

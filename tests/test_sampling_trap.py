@@ -1,4 +1,4 @@
-"""Sampling from pure noise lands on the data for every spacing; the section-9 trap (DESIGN.md).
+"""Sampling from pure noise lands on the data for every spacing; the alpha-bar trap at t = 999.
 
 The data are four fixed 1x4x4 "images" in [-1, 1]; ``PointSetDenoiser`` is their exact denoiser
 (a softmax-weighted average of the images). With cosine betas clipped at 0.999, alpha_bar at
@@ -101,12 +101,12 @@ def test_the_trap_naive_ddim_from_t999_fails_with_a_slightly_wrong_model_and_the
         x = sample_loop(model, b, noise, num_inference_steps=50, progress=False).sample
         assert _distance_to_data(x).max().item() < 0.02, bounding
 
-    # Measured, against DESIGN.md's guess: clipping x0 to [-1, 1] at t = 999 is not what hurts
+    # Measured, against the first guess: clipping x0 to [-1, 1] at t = 999 is not what hurts
     # here; it bounds the amplified error. The naive loop *with* clipping stays on the data.
     naive_clipped = _naive_ddim(model, noise, s.timesteps.tolist(), s.alphas_cumprod, clip=True)
     assert _distance_to_data(naive_clipped).max().item() < 0.02
 
-    # Starting below the last step ("leading" starts at 980) also avoids it, as DESIGN.md says.
+    # Starting below the last step ("leading" starts at 980) also avoids it, as first guessed.
     lead = DDIMScheduler(beta_schedule="squaredcos_cap_v2", timestep_spacing="leading")
     lead.set_timesteps(50)
     naive_leading = _naive_ddim(model, noise, lead.timesteps.tolist(), lead.alphas_cumprod, clip=False)

@@ -33,7 +33,7 @@ class DDPMScheduler(BaseScheduler):
         beta_schedule: "linear", "scaled_linear" or "squaredcos_cap_v2" (cosine).
         prediction_type: what the model outputs: "epsilon", "v_prediction" or "sample".
         clip_sample: clamp the x0 estimate to [-clip_sample_range, clip_sample_range]. Off by
-            default: right for pixels in [-1, 1], wrong for latents (DESIGN.md section 9).
+            default: right for pixels in [-1, 1], wrong for latents (their range is their own).
         clip_sample_range: the data range R (clean data in [-R, R]); also the unit that
             dynamic thresholding is relative to. Measure it from the data for latents.
         thresholding: Imagen dynamic thresholding of x0 (takes precedence over clip_sample).

@@ -318,7 +318,7 @@ class BaseScheduler:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The x0 and eps that a sampling step uses: converted, then clipped/thresholded.
 
-        The trap of DESIGN.md section 9: the cosine schedule's betas are clipped at 0.999, so
+        The alpha-bar trap: the cosine schedule's betas are clipped at 0.999, so
         alpha_bar drops 1000-fold in the very last step, to 2.4e-9 at t = 999 (and to 0 with
         zero terminal SNR). An epsilon model's x0 estimate there is ``(x_t - eps_hat) / 4.9e-5``:
         an error d in eps_hat becomes 2e4 * d in x0, and the next DDIM step (999 -> 979) puts
@@ -328,7 +328,7 @@ class BaseScheduler:
         conv net trained on toy data, eps rmse 0.05-0.08 at t = 999): unbounded, this throws
         samples far off the data for "trailing" and "linspace" (both start at 999), while
         "leading" (starts at 980) is fine. Clipping x0 to [-1, 1] bounds the damage for pixels,
-        contrary to the first guess in DESIGN.md, but latents cannot be clipped that way.
+        contrary to the first guess (before measuring), but latents cannot be clipped that way.
         Since x_t at alpha_bar < 1e-6 is pure noise to within 1e-3, nothing about x0 is
         learnable from it: the step uses x0 = 0 (the mean of centred data) and the matching
         eps = x_t / sqrt(1 - ab), so the first step only rescales the noise. Only the epsilon

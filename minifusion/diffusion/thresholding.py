@@ -7,7 +7,7 @@ guidance scales push x0 far outside [-1, 1]; this pulls saturated pixels back wi
 the whole image the way static clipping does. FusionFrames samples with p = 0.98.
 
 The rule above assumes pixel data in [-1, 1]. Latents are not: a scaled latent has unit variance
-and values beyond +-3, and clipping or thresholding it to [-1, 1] destroys it (DESIGN.md section 9).
+and values beyond +-3, and clipping or thresholding it to [-1, 1] destroys it.
 So here every rule is written relative to a **data range** R: the clean data lies in [-R, R].
 
     u = x0 / R                                   # data in [-R, R] -> [-1, 1]

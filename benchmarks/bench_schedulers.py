@@ -1,0 +1,168 @@
+"""Samplers: quality against seconds per video on the shipped checkpoint, every scheduler at 5-50 steps.
+
+    .venv/bin/python benchmarks/bench_schedulers.py --json benchmarks/results/schedulers.json \
+        [--schedulers dpm euler ddim ddpm] [--steps 5 10 15 25 50] [--seeds 0 1] [--num-videos 28] [--threads 1]
+
+For every (scheduler, steps, seed) the pipeline's two schedulers are swapped for that class, built from
+each stage's own config (schedule, prediction type, the latent-range thresholding), and
+``minifusion.eval.evaluate_pipeline`` generates ``--num-videos`` 29-frame videos of the balanced prompt
+grid with ``steps`` keyframe steps and ``steps`` interpolation steps, in batches of 16, and scores them:
+FVD and caption accuracy from the attribute classifier, CLIPSIM, and the pixel checks (colour and
+direction of motion). The same seed gives every sampler the same prompts and the same starting noise.
+Seconds per video is the generation time over the number of videos (batches of 16, ``--threads``).
+
+Each finished run is written to the JSON at once and skipped when the command runs again, so an
+interrupted sweep resumes. ``--table`` prints the markdown table (mean and, over seeds, min-max) and
+``--plot FILE`` draws quality against seconds per video, from the JSON alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+NAMES = {"dpm": "DPM-Solver++ 2M", "euler": "Euler", "ddim": "DDIM", "ddpm": "DDPM"}
+
+
+def run_one(pipe, scheduler: str, steps: int, seed: int, num_videos: int, metrics) -> dict:
+    """Scores of ``num_videos`` videos sampled with ``scheduler`` at ``steps`` steps per stage."""
+    from minifusion.eval.evaluate import evaluate_pipeline
+    from minifusion.pipeline import SCHEDULERS
+
+    pipe.scheduler = SCHEDULERS[scheduler].from_config(pipe.scheduler.config)
+    pipe.interpolation_scheduler = SCHEDULERS[scheduler].from_config(pipe.interpolation_scheduler.config)
+    r = evaluate_pipeline(pipe, num_videos=num_videos, seed=seed, passes=1, steps=steps, interpolation_steps=steps,
+                          reconstruction_clips=0, metrics=metrics, progress=False)
+    g = r["groups"]["all"]
+    return {"scheduler": scheduler, "steps": steps, "seed": seed, "num_videos": num_videos,
+            "seconds_per_video": r["seconds"]["generation"] / num_videos, "threads": r["torch_threads"],
+            "fvd": g["fvd"], "clipsim": g["clipsim"], "caption_accuracy": g["caption_accuracy"],
+            "color_accuracy": g["pixel"]["color_accuracy"], "direction_accuracy": g["pixel"]["direction_accuracy"],
+            "background_flicker": g["pixel"]["background_flicker"]}
+
+
+def mean_caption_accuracy(run: dict) -> float:
+    """Mean over the prompt's attributes (colour, shape, motion, direction) of the classifier's accuracy."""
+    acc = run["caption_accuracy"]
+    return statistics.mean(acc[k] for k in ("color", "shape", "motion", "direction"))
+
+
+def summary(runs: list[dict]) -> list[dict]:
+    """One row per (scheduler, steps): mean and (min, max) over seeds of every figure."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["scheduler"], r["steps"]), []).append(r)
+    rows = []
+    for (name, steps), rs in groups.items():
+        row = {"scheduler": name, "steps": steps, "seeds": sorted(r["seed"] for r in rs)}
+        for key, get in (("seconds_per_video", lambda r: r["seconds_per_video"]), ("fvd", lambda r: r["fvd"]),
+                         ("clipsim", lambda r: r["clipsim"]), ("caption", mean_caption_accuracy),
+                         ("color", lambda r: r["color_accuracy"]), ("direction", lambda r: r["direction_accuracy"])):
+            values = [get(r) for r in rs]
+            row[key] = (statistics.mean(values), min(values), max(values))
+        rows.append(row)
+    order = list(NAMES)
+    return sorted(rows, key=lambda row: (order.index(row["scheduler"]), row["steps"]))
+
+
+def table(runs: list[dict]) -> str:
+    def cell(v, fmt):
+        mean, lo, hi = v
+        return f"{mean:{fmt}} ({lo:{fmt}}-{hi:{fmt}})" if hi > lo else f"{mean:{fmt}}"
+
+    lines = ["| sampler | steps per stage | s / video | FVD | CLIPSIM | caption accuracy | colour | direction |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in summary(runs):
+        lines.append(f"| {NAMES[row['scheduler']]} | {row['steps']} | {row['seconds_per_video'][0]:.2f} | "
+                     f"{cell(row['fvd'], '.0f')} | {cell(row['clipsim'], '.3f')} | {cell(row['caption'], '.3f')} | "
+                     f"{cell(row['color'], '.2f')} | {cell(row['direction'], '.2f')} |")
+    return "\n".join(lines)
+
+
+def plot(runs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = summary(runs)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for name in NAMES:
+        rs = [r for r in rows if r["scheduler"] == name]
+        if not rs:
+            continue
+        x = [r["seconds_per_video"][0] for r in rs]
+        for ax, key, label in zip(axes, ("fvd", "clipsim", "caption"),
+                                  ("FVD (toy; lower is better)", "CLIPSIM (higher is better)",
+                                   "caption accuracy (higher is better)")):
+            mean = [r[key][0] for r in rs]
+            err = [[r[key][0] - r[key][1] for r in rs], [r[key][2] - r[key][0] for r in rs]]
+            ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=NAMES[name])
+            for r, xi, yi in zip(rs, x, mean):
+                ax.annotate(str(r["steps"]), (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=7)
+            ax.set_xscale("log")
+            ax.set_xlabel("seconds per 29-frame video (1 thread, batches of 16)")
+            ax.set_title(label, fontsize=9)
+    axes[0].set_yscale("log")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("samplers on the shipped checkpoint: numbers are steps per stage; bars span the seeds", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", type=Path, required=True, help="results file (read to resume, written per run)")
+    parser.add_argument("--schedulers", nargs="+", choices=list(NAMES), default=list(NAMES))
+    parser.add_argument("--steps", nargs="+", type=int, default=[5, 10, 15, 25, 50])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--num-videos", type=int, default=28)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="pipeline folder (default: the shipped one)")
+    parser.add_argument("--table", action="store_true", help="print the table from the JSON and stop")
+    parser.add_argument("--plot", type=Path, default=None, help="draw the plot from the JSON to this file and stop")
+    args = parser.parse_args(argv)
+    data = json.loads(args.json.read_text()) if args.json.exists() else {"runs": []}
+    if args.table or args.plot:
+        if args.table:
+            print(table(data["runs"]))
+        if args.plot:
+            plot(data["runs"], args.plot)
+        return 0
+
+    import torch
+
+    from minifusion.eval.toy_metrics import ToyMetrics
+    from minifusion.pipeline import FusionFramesPipeline
+    from minifusion.pipelines import pretrained
+
+    torch.set_num_threads(args.threads)
+    folder = args.checkpoint or Path(pretrained())
+    pipe = FusionFramesPipeline.from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    metrics = ToyMetrics.from_pretrained()
+    data.update(checkpoint=str(folder), num_videos=args.num_videos, command=" ".join(sys.argv))
+    done = {(r["scheduler"], r["steps"], r["seed"]) for r in data["runs"] if r["num_videos"] == args.num_videos}
+    for seed in args.seeds:
+        for steps in args.steps:
+            for name in args.schedulers:
+                if (name, steps, seed) in done:
+                    continue
+                start = time.perf_counter()
+                data["runs"].append(run_one(pipe, name, steps, seed, args.num_videos, metrics))
+                args.json.write_text(json.dumps(data, indent=1) + "\n")
+                r = data["runs"][-1]
+                print(f"{name:>5} {steps:>3} steps seed {seed}: FVD {r['fvd']:.0f} CLIPSIM {r['clipsim']:.3f} "
+                      f"caption {mean_caption_accuracy(r):.3f} {r['seconds_per_video']:.2f} s/video "
+                      f"({time.perf_counter() - start:.0f} s)", flush=True)
+    print(table(data["runs"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
