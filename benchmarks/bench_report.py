@@ -112,12 +112,30 @@ def interpolation_table(r: dict) -> str:
     return "\n".join([head, table(["model", "params", "items/call", "GFLOP/video", "U-Net s", "wall s"], rows), ratios])
 
 
+def _sampling(v: dict) -> str:
+    return f"{v['scheduler']} {v['steps']} + {v['interpolation_scheduler']} {v['interpolation_steps']}"
+
+
 def end_to_end_table(r: dict) -> str:
-    rows = [[f"{n} frames", f"{v['seconds']:.2f}", f"{v['load_seconds']:.2f}", f"{v['peak_rss_bytes'] / 1e9:.2f}",
-             f"{v['peak_rss_after_load_bytes'] / 1e9:.2f}"] for n, v in r["videos"].items()]
-    head = (f"End to end: {r['prompt']!r}, {r['steps']} keyframe + {r['interpolation_steps']} interpolation steps "
-            f"per pass with guidance, one fresh process per video ({r['checkpoint']})")
-    return head + "\n" + table(["video", "generate s", "load s", "peak RSS GB", "RSS after load GB"], rows)
+    rows = [[f"{n} frames", f"{v['seconds']:.2f}", f"{v['warm_seconds']:.2f}", f"{v['load_seconds']:.2f}",
+             f"{v['peak_rss_bytes'] / 1e9:.2f}", f"{v['peak_rss_after_load_bytes'] / 1e9:.2f}", str(v["threads"])]
+            for n, v in r["videos"].items()]
+    first = next(iter(r["videos"].values()))
+    head = (f"End to end: {r['prompt']!r}, keyframe + interpolation steps per pass {_sampling(first)}, with "
+            f"guidance, one fresh process per video ({r['checkpoint']})")
+    lines = [head, table(["video", "generate s", "warm s", "load s", "peak RSS GB", "RSS after load GB", "threads"],
+                         rows)]
+    if r.get("comparison"):
+        c0 = r["comparison"][0]
+        lines.append(f"29 frames, defaults ({_sampling(c0['default'])}) against {_sampling(c0['baseline'])}, "
+                     "each in its own process:")
+        lines.append(table(["threads", "defaults s", "baseline s", "speed-up", "warm: defaults s", "baseline s",
+                            "speed-up"],
+                           [[str(c["threads"]), f"{c['default']['seconds']:.2f}", f"{c['baseline']['seconds']:.2f}",
+                             f"{c['speedup']:.2f}x", f"{c['default']['warm_seconds']:.2f}",
+                             f"{c['baseline']['warm_seconds']:.2f}", f"{c['warm_speedup']:.2f}x"]
+                            for c in r["comparison"]]))
+    return "\n".join(lines)
 
 
 def data_table(r: dict) -> str:

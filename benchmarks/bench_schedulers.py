@@ -1,12 +1,14 @@
 """Samplers: quality against seconds per video on the shipped checkpoint, every scheduler at 5-50 steps.
 
     .venv/bin/python benchmarks/bench_schedulers.py --json benchmarks/results/schedulers.json \
-        [--schedulers dpm euler ddim ddpm] [--steps 5 10 15 25 50] [--seeds 0 1] [--num-videos 28] [--threads 1]
+        [--schedulers dpm euler ddim ddpm] [--steps 5 10 15 25 50] [--interpolation-steps N]
+        [--seeds 0 1] [--num-videos 28] [--threads 1]
 
 For every (scheduler, steps, seed) the pipeline's two schedulers are swapped for that class, built from
 each stage's own config (schedule, prediction type, the latent-range thresholding), and
 ``minifusion.eval.evaluate_pipeline`` generates ``--num-videos`` 29-frame videos of the balanced prompt
-grid with ``steps`` keyframe steps and ``steps`` interpolation steps, in batches of 16, and scores them:
+grid with ``steps`` keyframe steps and ``steps`` interpolation steps (or ``--interpolation-steps``), in
+batches of 16, and scores them:
 FVD and caption accuracy from the attribute classifier, CLIPSIM, and the pixel checks (colour and
 direction of motion). The same seed gives every sampler the same prompts and the same starting noise.
 Seconds per video is the generation time over the number of videos (batches of 16, ``--threads``).
@@ -28,17 +30,20 @@ from pathlib import Path
 NAMES = {"dpm": "DPM-Solver++ 2M", "euler": "Euler", "ddim": "DDIM", "ddpm": "DDPM"}
 
 
-def run_one(pipe, scheduler: str, steps: int, seed: int, num_videos: int, metrics) -> dict:
-    """Scores of ``num_videos`` videos sampled with ``scheduler`` at ``steps`` steps per stage."""
+def run_one(pipe, scheduler: str, steps: int, interpolation_steps: int, seed: int, num_videos: int, metrics) -> dict:
+    """Scores of ``num_videos`` videos sampled with ``scheduler`` at ``steps`` keyframe and
+    ``interpolation_steps`` interpolation steps."""
     from minifusion.eval.evaluate import evaluate_pipeline
     from minifusion.pipeline import SCHEDULERS
 
     pipe.scheduler = SCHEDULERS[scheduler].from_config(pipe.scheduler.config)
     pipe.interpolation_scheduler = SCHEDULERS[scheduler].from_config(pipe.interpolation_scheduler.config)
-    r = evaluate_pipeline(pipe, num_videos=num_videos, seed=seed, passes=1, steps=steps, interpolation_steps=steps,
+    r = evaluate_pipeline(pipe, num_videos=num_videos, seed=seed, passes=1, steps=steps,
+                          interpolation_steps=interpolation_steps,
                           reconstruction_clips=0, metrics=metrics, progress=False)
     g = r["groups"]["all"]
-    return {"scheduler": scheduler, "steps": steps, "seed": seed, "num_videos": num_videos,
+    return {"scheduler": scheduler, "steps": steps, "interpolation_steps": interpolation_steps, "seed": seed,
+            "num_videos": num_videos,
             "seconds_per_video": r["seconds"]["generation"] / num_videos, "threads": r["torch_threads"],
             "fvd": g["fvd"], "clipsim": g["clipsim"], "caption_accuracy": g["caption_accuracy"],
             "color_accuracy": g["pixel"]["color_accuracy"], "direction_accuracy": g["pixel"]["direction_accuracy"],
@@ -52,13 +57,14 @@ def mean_caption_accuracy(run: dict) -> float:
 
 
 def summary(runs: list[dict]) -> list[dict]:
-    """One row per (scheduler, steps): mean and (min, max) over seeds of every figure."""
+    """One row per (scheduler, steps, interpolation steps): mean and (min, max) over seeds of every figure."""
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
-        groups.setdefault((r["scheduler"], r["steps"]), []).append(r)
+        groups.setdefault((r["scheduler"], r["steps"], r.get("interpolation_steps", r["steps"])), []).append(r)
     rows = []
-    for (name, steps), rs in groups.items():
-        row = {"scheduler": name, "steps": steps, "seeds": sorted(r["seed"] for r in rs)}
+    for (name, steps, interpolation_steps), rs in groups.items():
+        row = {"scheduler": name, "steps": steps, "interpolation_steps": interpolation_steps,
+               "seeds": sorted(r["seed"] for r in rs)}
         for key, get in (("seconds_per_video", lambda r: r["seconds_per_video"]), ("fvd", lambda r: r["fvd"]),
                          ("clipsim", lambda r: r["clipsim"]), ("caption", mean_caption_accuracy),
                          ("color", lambda r: r["color_accuracy"]), ("direction", lambda r: r["direction_accuracy"])):
@@ -66,7 +72,7 @@ def summary(runs: list[dict]) -> list[dict]:
             row[key] = (statistics.mean(values), min(values), max(values))
         rows.append(row)
     order = list(NAMES)
-    return sorted(rows, key=lambda row: (order.index(row["scheduler"]), row["steps"]))
+    return sorted(rows, key=lambda row: (order.index(row["scheduler"]), row["steps"], row["interpolation_steps"]))
 
 
 def table(runs: list[dict]) -> str:
@@ -74,10 +80,11 @@ def table(runs: list[dict]) -> str:
         mean, lo, hi = v
         return f"{mean:{fmt}} ({lo:{fmt}}-{hi:{fmt}})" if hi > lo else f"{mean:{fmt}}"
 
-    lines = ["| sampler | steps per stage | s / video | FVD | CLIPSIM | caption accuracy | colour | direction |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| sampler | steps (keyframes + interpolation) | seeds | s / video | FVD | CLIPSIM | caption accuracy | "
+             "colour | direction |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in summary(runs):
-        lines.append(f"| {NAMES[row['scheduler']]} | {row['steps']} | {row['seconds_per_video'][0]:.2f} | "
+        lines.append(f"| {NAMES[row['scheduler']]} | {row['steps']} + {row['interpolation_steps']} | "
+                     f"{len(row['seeds'])} | {row['seconds_per_video'][0]:.2f} | "
                      f"{cell(row['fvd'], '.0f')} | {cell(row['clipsim'], '.3f')} | {cell(row['caption'], '.3f')} | "
                      f"{cell(row['color'], '.2f')} | {cell(row['direction'], '.2f')} |")
     return "\n".join(lines)
@@ -92,7 +99,7 @@ def plot(runs: list[dict], path: Path) -> None:
     rows = summary(runs)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for name in NAMES:
-        rs = [r for r in rows if r["scheduler"] == name]
+        rs = [r for r in rows if r["scheduler"] == name and r["steps"] == r["interpolation_steps"]]
         if not rs:
             continue
         x = [r["seconds_per_video"][0] for r in rs]
@@ -120,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, required=True, help="results file (read to resume, written per run)")
     parser.add_argument("--schedulers", nargs="+", choices=list(NAMES), default=list(NAMES))
     parser.add_argument("--steps", nargs="+", type=int, default=[5, 10, 15, 25, 50])
+    parser.add_argument("--interpolation-steps", type=int, default=None,
+                        help="interpolation steps for every run (default: the same as the keyframe steps)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--num-videos", type=int, default=28)
     parser.add_argument("--threads", type=int, default=1)
@@ -147,17 +156,20 @@ def main(argv: list[str] | None = None) -> int:
     pipe.set_progress_bar_config(disable=True)
     metrics = ToyMetrics.from_pretrained()
     data.update(checkpoint=str(folder), num_videos=args.num_videos, command=" ".join(sys.argv))
-    done = {(r["scheduler"], r["steps"], r["seed"]) for r in data["runs"] if r["num_videos"] == args.num_videos}
+    done = {(r["scheduler"], r["steps"], r.get("interpolation_steps", r["steps"]), r["seed"]) for r in data["runs"]
+            if r["num_videos"] == args.num_videos}
     for seed in args.seeds:
         for steps in args.steps:
+            interpolation_steps = steps if args.interpolation_steps is None else args.interpolation_steps
             for name in args.schedulers:
-                if (name, steps, seed) in done:
+                if (name, steps, interpolation_steps, seed) in done:
                     continue
                 start = time.perf_counter()
-                data["runs"].append(run_one(pipe, name, steps, seed, args.num_videos, metrics))
+                data["runs"].append(run_one(pipe, name, steps, interpolation_steps, seed, args.num_videos, metrics))
                 args.json.write_text(json.dumps(data, indent=1) + "\n")
                 r = data["runs"][-1]
-                print(f"{name:>5} {steps:>3} steps seed {seed}: FVD {r['fvd']:.0f} CLIPSIM {r['clipsim']:.3f} "
+                print(f"{name:>5} {steps:>3} + {interpolation_steps:>3} steps seed {seed}: FVD {r['fvd']:.0f} "
+                      f"CLIPSIM {r['clipsim']:.3f} "
                       f"caption {mean_caption_accuracy(r):.3f} {r['seconds_per_video']:.2f} s/video "
                       f"({time.perf_counter() - start:.0f} s)", flush=True)
     print(table(data["runs"]))

@@ -27,7 +27,7 @@ import torch
 
 import bench_report as report
 from bench_data import bench_render
-from bench_end_to_end import bench_end_to_end
+from bench_end_to_end import BASELINE, bench_end_to_end
 from bench_interpolation import bench_interpolation
 from bench_unet import DEFAULT_BATCH, bench_unet_vs_peers
 
@@ -42,14 +42,19 @@ class Sizes:
     matmul_size: int
     interpolation_keyframes: int
     interpolation_steps: int
-    end_to_end_steps: int
+    end_to_end_steps: int | None  # None: the checkpoint's default samplers and steps
+    end_to_end_baseline: dict  # the older sampling the defaults are compared with
+    end_to_end_threads: tuple[int, ...]  # thread counts of that comparison
     data_seconds: float
 
 
 FULL = Sizes(unet_batch=DEFAULT_BATCH, unet_steps=5, unet_warmup=2, matmul_size=1024, interpolation_keyframes=8,
-             interpolation_steps=25, end_to_end_steps=25, data_seconds=3.0)
+             interpolation_steps=25, end_to_end_steps=None, end_to_end_baseline=BASELINE, end_to_end_threads=(1, 2),
+             data_seconds=3.0)
 QUICK = Sizes(unet_batch=(1, 4, 2, 16, 16), unet_steps=1, unet_warmup=0, matmul_size=256, interpolation_keyframes=3,
-              interpolation_steps=1, end_to_end_steps=2, data_seconds=0.2)
+              interpolation_steps=1, end_to_end_steps=2,
+              end_to_end_baseline={**BASELINE, "steps": 2, "interpolation_steps": 2}, end_to_end_threads=(1,),
+              data_seconds=0.2)
 
 
 def _version(package: str) -> str | None:
@@ -98,7 +103,8 @@ def run(*, quick: bool = False, peers: bool = True, checkpoint: str | Path | Non
             ("interpolation", lambda: bench_interpolation(
                 num_keyframes=sizes.interpolation_keyframes, steps=sizes.interpolation_steps)),
             ("end_to_end", lambda: bench_end_to_end(checkpoint=checkpoint, steps=sizes.end_to_end_steps,
-                                                    threads=threads)),
+                                                    threads=threads, baseline=sizes.end_to_end_baseline,
+                                                    thread_counts=sizes.end_to_end_threads)),
             ("data", lambda: bench_render(seconds=sizes.data_seconds, warmup=5 if quick else 20)),
         ]
         if cuda if cuda is not None else torch.cuda.is_available():
