@@ -341,7 +341,8 @@ ROWS: list[Row] = [
     Row(TRAIN, "recipe-file-missing", 'load_recipe(AutoencoderRecipe, "recipe.json")', ValueError,
         "config file 'recipe.json' does not exist"),
     Row(TRAIN, "stage-unknown", 'train_stage("vae", "run")', ValueError,
-        "stage 'vae' is not one of 'autoencoder', 't2i', 'keyframes', 'interpolation', 'decoder', 'mfi', 'all'"),
+        "stage 'vae' is not one of 'text_encoder', 'autoencoder', 't2i', 'keyframes', 'interpolation', 'decoder', "
+        "'mfi', 'all'"),
     Row(TRAIN, "stage-out-of-order", 'train_stage("t2i", "run")', ValueError,
         "'run/autoencoder' holds no trained autoencoder; train the autoencoder stage first: "
         "python -m minifusion train autoencoder --out run"),
@@ -406,7 +407,7 @@ ROWS: list[Row] = [
 
     # CLI train -----------------------------------------------------------------------------------
     Row(TRAIN_CLI, "train-stage-unknown", ("train", "vae", "--out", "run"), 2,
-        "error: argument STAGE: invalid choice: 'vae' (choose from 'autoencoder', 't2i', 'keyframes', …, 'all')"),
+        "error: argument STAGE: invalid choice: 'vae' (choose from 'text_encoder', 'autoencoder', 't2i', …, 'all')"),
     Row(TRAIN_CLI, "train-out-missing", ("train", "autoencoder"), 2,
         "error: the following arguments are required: --out"),
     Row(TRAIN_CLI, "train-out-a-file", ("train", "autoencoder", "--out", "notes.txt"), 2,
@@ -424,7 +425,7 @@ ROWS: list[Row] = [
     Row(TRAIN_CLI, "train-variant-unknown", ("train", "decoder", "--out", "run", "--variant", "big"), 2,
         "error: argument --variant: invalid choice: 'big' (choose from 'conv1d', 'conv3d', …)"),
     Row(TRAIN_CLI, "train-skip-unknown", ("train", "all", "--out", "run", "--skip", "vae"), 2,
-        "error: argument --skip: invalid choice: 'vae' (choose from 'autoencoder', 't2i', …)"),
+        "error: argument --skip: invalid choice: 'vae' (choose from 'text_encoder', 'autoencoder', …)"),
     Row(TRAIN_CLI, "train-skip-wrong-stage", ("train", "autoencoder", "--out", "run", "--skip", "mfi"), 2,
         "error: --skip applies to the stage 'all' only, not to 'autoencoder'"),
     Row(TRAIN_CLI, "train-data-missing", ("train", "autoencoder", "--out", "run", "--data", "no_such_folder"), 2,

@@ -18,7 +18,7 @@ from minifusion.models.interpolation_unet import InterpolationUNet
 from minifusion.models.masked_interpolation_unet import MaskedInterpolationUNet
 from minifusion.pipelines.interpolation import interleave, interpolate_pass
 from minifusion.training import per_sample_bernoulli, per_sample_noise, per_sample_randint, sample_generators
-from minifusion.training.recipes import STAGES, load_recipe, psnr, train_autoencoder, train_t2i
+from minifusion.training.recipes import STAGES, load_recipe, psnr, train_autoencoder, train_t2i, train_text_encoder
 from minifusion.training.recipes.interpolation import (
     InterpolationClips,
     InterpolationRecipe,
@@ -44,10 +44,11 @@ TRAINING = {"steps": 3, "batch_size": 4, "checkpoint_every": 2, "log_every": 1, 
 TINY_AE = {"model": {"block_out_channels": [8, 16], "norm_groups": 4, "sample_size": 16},
            "training": TRAINING, "data": {"num_clips": 6, "num_frames": 2, "frame_skip": 1, "size": 16},
            "val_frames": 4, "scaling_frames": 8}
+TINY_TE = {"text_encoder": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                            "intermediate_size": 32},
+           "training": TRAINING, "data": {"num_captions": 64}, "eval_captions": 16}
 TINY_T2I = {"unet": {"block_out_channels": [8, 16], "layers_per_block": 1, "norm_groups": 4, "attention_head_dim": 8,
                      "cross_attention_dim": 16},
-            "text_encoder": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-                             "intermediate_size": 32},
             "training": TRAINING, "data": {"num_clips": 8, "num_frames": 2, "frame_skip": 1, "size": 16},
             "sample_prompts": ["a red circle moves right"], "samples_per_prompt": 1, "num_inference_steps": 2}
 # K = 3 keyframes 4 apart -> windows of 9 frames (pass 1: whole frames, pass 2: quarter frames)
@@ -60,6 +61,7 @@ V_SCHEDULER = dict(beta_schedule="squaredcos_cap_v2", prediction_type="v_predict
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     out = tmp_path_factory.mktemp("base")
+    train_text_encoder(out, config=TINY_TE, progress=False)
     train_autoencoder(out, config=TINY_AE, progress=False)
     train_t2i(out, config=TINY_T2I, progress=False)
     return out

@@ -25,6 +25,7 @@ from minifusion.training.recipes import (
     sample_t2i,
     train_autoencoder,
     train_t2i,
+    train_text_encoder,
 )
 from minifusion.training.recipes.common import load_scheduler, spread_indices, stack_frames
 
@@ -32,10 +33,11 @@ TRAINING = {"steps": 3, "batch_size": 4, "checkpoint_every": 2, "log_every": 1, 
 TINY_AE = {"model": {"block_out_channels": [8, 16], "norm_groups": 4, "sample_size": 16},
            "training": TRAINING, "data": {"num_clips": 6, "num_frames": 2, "frame_skip": 1, "size": 16},
            "val_frames": 4, "scaling_frames": 8}
+TINY_TE = {"text_encoder": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                            "intermediate_size": 32},
+           "training": TRAINING, "data": {"num_captions": 64}, "eval_captions": 16}
 TINY_T2I = {"unet": {"block_out_channels": [8, 16], "layers_per_block": 1, "norm_groups": 4, "attention_head_dim": 8,
                      "cross_attention_dim": 16},
-            "text_encoder": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-                             "intermediate_size": 32},
             "training": TRAINING, "data": {"num_clips": 8, "num_frames": 2, "frame_skip": 1, "size": 16},
             "sample_prompts": ["a red circle moves right", "a blue star moves up"], "samples_per_prompt": 2,
             "num_inference_steps": 2}
@@ -44,6 +46,7 @@ TINY_T2I = {"unet": {"block_out_channels": [8, 16], "layers_per_block": 1, "norm
 @pytest.fixture(scope="module")
 def pipeline_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("pipeline")
+    train_text_encoder(out, config=TINY_TE, progress=False)
     train_autoencoder(out, config=TINY_AE, progress=False)
     train_t2i(out, config=TINY_T2I, progress=False)
     return out
@@ -52,8 +55,9 @@ def pipeline_dir(tmp_path_factory):
 def test_registry_lists_the_stages_in_training_order():
     from minifusion.training.recipes.all_stages import ORDER
 
-    assert list(STAGES) == ["autoencoder", "t2i", "keyframes", "interpolation", "decoder", "mfi"] == list(ORDER)
-    assert STAGES["t2i"].requires == ("autoencoder",)
+    assert list(STAGES) == ["text_encoder", "autoencoder", "t2i", "keyframes", "interpolation", "decoder",
+                            "mfi"] == list(ORDER)
+    assert STAGES["t2i"].requires == ("text_encoder", "autoencoder")
     for name, stage in STAGES.items():  # every stage needs only stages that come before it
         assert all(ORDER.index(r) < ORDER.index(name) for r in stage.requires)
 
@@ -94,8 +98,18 @@ def test_t2i_stage_writes_everything_needed_to_sample(pipeline_dir):
     assert a.shape == (2, 3, 16, 16) and torch.equal(a, b) and a.abs().max() <= 1
 
 
-def test_t2i_needs_the_autoencoder_first(tmp_path):
+def test_t2i_stage_leaves_the_text_encoder_as_it_was(pipeline_dir):
+    trained = TextEncoder.from_pretrained(pipeline_dir / "text_encoder").state_dict()
+    exported = TextEncoder.from_pretrained(pipeline_dir / "runs" / "text_encoder" / "model" / "text_encoder")
+    assert all(torch.equal(trained[k], v) for k, v in exported.state_dict().items())
+    assert not (pipeline_dir / "runs" / "t2i" / "model" / "text_encoder").exists()  # only the U-Net was trained
+
+
+def test_t2i_needs_the_autoencoder_and_the_text_encoder_first(tmp_path):
     with pytest.raises(ValueError, match="train the autoencoder stage first"):
+        train_t2i(tmp_path, config=TINY_T2I, progress=False)
+    train_autoencoder(tmp_path, config=TINY_AE, progress=False)
+    with pytest.raises(ValueError, match="train the text_encoder stage first"):
         train_t2i(tmp_path, config=TINY_T2I, progress=False)
 
 
@@ -129,6 +143,9 @@ def test_data_dir_rebuilds_the_vocabulary_from_its_captions(tmp_path):
     out = tmp_path / "out"
     train_autoencoder(out, config=TINY_AE, data_dir=clips, progress=False)
     assert json.loads((out / "runs" / "autoencoder" / "metrics.json").read_text())["val_source"] == "training folder"
+    with pytest.raises(ValueError, match="train the text_encoder stage first"):
+        train_t2i(out, config=TINY_T2I, data_dir=clips, progress=False)
+    train_text_encoder(out, config=TINY_TE, data_dir=clips, progress=False)
     train_t2i(out, config=TINY_T2I, data_dir=clips, progress=False)
     te = TextEncoder.from_pretrained(out / "text_encoder")
     assert set(te.tokenizer.vocab[2:]) == {"a", "striped", "zebra", "gallops", "the", "pale", "moon", "glows"}
@@ -165,8 +182,6 @@ def test_bad_autoencoder_configs(config, message):
 
 
 def test_bad_t2i_configs_and_files(tmp_path):
-    with pytest.raises(ValueError, match="cross_attention_dim 64 must equal text_encoder.hidden_size 128"):
-        load_recipe(T2IRecipe, {"unet": {"cross_attention_dim": 64}})
     with pytest.raises(ValueError, match="caption_dropout 1.5"):
         load_recipe(T2IRecipe, {"caption_dropout": 1.5})
     bad = tmp_path / "bad.json"
@@ -211,8 +226,8 @@ def test_t2i_task_draws_timestep_noise_then_dropout_per_sample():
     unet = UNet(dict(block_out_channels=(8, 16), layers_per_block=1, norm_groups=4, attention_head_dim=8,
                      cross_attention_dim=4))
     spy = _SpyTextEncoder()
-    model = torch.nn.ModuleDict({"text_encoder": spy, "unet": unet})
-    task = T2ITask(scheduler, caption_dropout=0.5)
+    model = unet
+    task = T2ITask(scheduler, spy, caption_dropout=0.5)
     indices = list(range(16))
     batch = {"latents": torch.randn(16, 4, 4, 4), "input_ids": torch.full((16, 3), 2),
              "attention_mask": torch.ones(16, 3, dtype=torch.bool)}

@@ -12,9 +12,9 @@ from minifusion.training.recipes import train_all
 from minifusion.training.recipes.all_stages import ORDER
 from test_recipe_decoder import TINY_DECODER
 from test_recipe_interpolation import TINY_INTERP
-from test_recipe_keyframes import TINY_AE, TINY_KF, TINY_T2I
+from test_recipe_keyframes import TINY_AE, TINY_KF, TINY_T2I, TINY_TE
 
-TINY_ALL = {"autoencoder": TINY_AE, "t2i": TINY_T2I, "keyframes": {**TINY_KF, "motion_check_every": 0},
+TINY_ALL = {"text_encoder": TINY_TE, "autoencoder": TINY_AE, "t2i": TINY_T2I, "keyframes": {**TINY_KF, "motion_check_every": 0},
             "interpolation": {**TINY_INTERP, "data": {**TINY_INTERP["data"], "num_frames": 8}},
             "decoder": TINY_DECODER, "mfi": {**TINY_INTERP, "data": {**TINY_INTERP["data"], "num_frames": 8}}}
 

@@ -3,8 +3,9 @@
 FusionFrames (arXiv 2311.13073) trains its pipeline in stages; the recipes here write them into
 one pipeline folder (layout in ``minifusion.training.recipes.common``):
 
+- ``text_encoder``: a language model of the captions alone (denoising objective), frozen afterwards;
 - ``autoencoder``: the latent autoencoder (image decoder) on single frames, then its latent scale;
-- ``t2i``: text encoder + text-to-image U-Net on single frames with captions (10% caption dropout);
+- ``t2i``: the text-to-image U-Net on single frames with captions and the frozen text encoder (10% caption dropout);
 - ``keyframes``: temporal parts added to the frozen T2I U-Net, trained on keyframe clips;
 - ``interpolation``: the FusionFrames interpolation U-Net, both passes; ``mfi``: the masked baseline;
 - ``decoder``: the temporal video decoder; ``all``: every stage in order (``all_stages``).
@@ -33,11 +34,11 @@ from minifusion.training.recipes.common import (
 from minifusion.training.recipes.decoder import DecoderRecipe, train_decoder
 from minifusion.training.recipes.interpolation import InterpolationRecipe, evaluate_interpolation, train_interpolation
 from minifusion.training.recipes.keyframes import KeyframesRecipe, train_keyframes
+from minifusion.training.recipes.text_encoder import TextEncoderOptions, TextEncoderRecipe, train_text_encoder
 from minifusion.training.recipes.mfi import MFIRecipe, mfi_interpolate_pass, train_mfi
 from minifusion.training.recipes.t2i import (
     T2IRecipe,
     T2ITask,
-    TextEncoderOptions,
     load_t2i,
     sample_t2i,
     save_sample_grid,
@@ -55,28 +56,31 @@ class Stage:
 
 
 STAGES: dict[str, Stage] = {
+    "text_encoder": Stage("text_encoder", TextEncoderRecipe, train_text_encoder,
+                          "text encoder trained on the captions alone (every word recoverable: corrupted tokens "
+                          "predicted at every position), frozen for every later stage; writes OUT/text_encoder"),
     "autoencoder": Stage("autoencoder", AutoencoderRecipe, train_autoencoder,
                          "latent autoencoder (64x64 frames <-> 4x16x16 latents) on single frames; "
                          "writes OUT/autoencoder with its latent scaling factor"),
     "t2i": Stage("t2i", T2IRecipe, train_t2i,
-                 "text encoder + text-to-image U-Net on single captioned frames, 10% caption dropout; "
-                 "writes OUT/text_encoder, OUT/unet, OUT/scheduler", requires=("autoencoder",)),
+                 "text-to-image U-Net on single captioned frames with the frozen text encoder, 10% caption "
+                 "dropout; writes OUT/unet, OUT/scheduler", requires=("text_encoder", "autoencoder")),
     "keyframes": Stage("keyframes", KeyframesRecipe, train_keyframes,
                        "keyframe U-Net = frozen T2I U-Net + trained temporal parts (--temporal VARIANT) on 8 "
                        "keyframes at frame skip 4, motion/colour check every N steps; writes OUT/keyframe_unet, "
-                       "OUT/model_index.json", requires=("autoencoder", "t2i")),
+                       "OUT/model_index.json", requires=("text_encoder", "autoencoder", "t2i")),
     "interpolation": Stage("interpolation", InterpolationRecipe, train_interpolation,
                            "FusionFrames interpolation U-Net (3 frames per keyframe pair) initialised from the T2I "
                            "U-Net, trained on both passes (skip 4 and quarter frames), v-prediction; writes "
                            "OUT/interpolation_unet, OUT/interpolation_scheduler, OUT/model_index.json",
-                           requires=("autoencoder", "t2i")),
+                           requires=("text_encoder", "autoencoder", "t2i")),
     "decoder": Stage("decoder", DecoderRecipe, train_decoder,
                      "temporal video decoder (--variant conv1d, conv3d, conv1d_attn, conv3d_attn) fine-tuned on "
                      "8-frame clips, encoder and spatial decoder frozen; writes OUT/video_decoder (FusionFrames "
                      "Table 3)", requires=("autoencoder",)),
     "mfi": Stage("mfi", MFIRecipe, train_mfi,
                  "masked-frame-interpolation baseline (Video LDM style) with the interpolation stage's budget; "
-                 "writes OUT/mfi_unet (not used by the pipeline)", requires=("autoencoder", "t2i")),
+                 "writes OUT/mfi_unet (not used by the pipeline)", requires=("text_encoder", "autoencoder", "t2i")),
 }
 
 
@@ -94,5 +98,5 @@ __all__ = [
     "TextEncoderOptions", "load_recipe", "load_scheduler", "load_t2i", "psnr", "recipe_to_dict", "sample_t2i",
     "save_sample_grid", "save_scheduler_config", "train_autoencoder", "train_stage", "train_t2i",
     "InterpolationRecipe", "MFIRecipe", "evaluate_interpolation", "mfi_interpolate_pass", "train_interpolation",
-    "train_mfi", "ORDER", "train_all", "DecoderRecipe", "train_decoder",
+    "train_mfi", "ORDER", "train_all", "DecoderRecipe", "train_decoder", "TextEncoderRecipe", "train_text_encoder",
 ]

@@ -1,7 +1,7 @@
 """Stage ``all``: every stage in training order into one pipeline folder.
 
-FusionFrames (arXiv 2311.13073, sections 3-4) trains its parts one after another: the latent
-autoencoder, the text-to-image model, the keyframe model on top of the frozen T2I U-Net, the
+FusionFrames (arXiv 2311.13073, sections 3-4) trains its parts one after another: the text
+encoder (on text alone), the latent autoencoder, the text-to-image model, the keyframe model on top of the frozen T2I U-Net, the
 interpolation model (initialised from the T2I U-Net) and the temporal video decoder. ``train_all``
 runs the recipes in that order (``ORDER``), each with its defaults unless the config file names it:
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from minifusion.training.recipes.common import METRICS_NAME, load_recipe, run_dir
 
-ORDER = ("autoencoder", "t2i", "keyframes", "interpolation", "decoder", "mfi")  # training order
+ORDER = ("text_encoder", "autoencoder", "t2i", "keyframes", "interpolation", "decoder", "mfi")  # training order
 
 
 def _stage_configs(config) -> dict:

@@ -245,7 +245,8 @@ class KeyframesTask:
 def _load_parts(out_dir: Path) -> tuple:
     from minifusion.models.autoencoder import Autoencoder
 
-    needs = {"autoencoder": ("autoencoder", Autoencoder), "text_encoder": ("t2i", TextEncoder), "unet": ("t2i", UNet)}
+    needs = {"autoencoder": ("autoencoder", Autoencoder), "text_encoder": ("text_encoder", TextEncoder),
+             "unet": ("t2i", UNet)}
     parts = []
     for name, (stage, cls) in needs.items():
         if not (out_dir / name / "config.json").is_file():

@@ -1,21 +1,26 @@
-"""Stage ``t2i``: train the text encoder and the text-to-image U-Net together on single frames.
+"""Stage ``t2i``: train the text-to-image U-Net on single frames, conditioned on the frozen text encoder.
 
-FusionFrames (arXiv 2311.13073, section 3) starts from a text-to-image model (Kandinsky 3.0);
-its keyframe model reuses the T2I U-Net's spatial weights. Here the T2I model is trained from
-scratch at toy scale, in latent space (Rombach et al. 2022):
+FusionFrames (arXiv 2311.13073, section 3) starts from a text-to-image model (Kandinsky 3.0)
+conditioned on a frozen language model; its keyframe model reuses the T2I U-Net's spatial
+weights. Here the T2I model is trained from scratch at toy scale, in latent space (Rombach et
+al. 2022):
 
 - frames: one random frame of each clip, encoded once with the trained autoencoder
   (``OUT/autoencoder``) into a ``LatentCache``: (B, 4, 1, 16, 16) scaled latents;
-- text: a word tokenizer built from the training captions (Moving Shapes: every word of its
-  grammar; ``--data``: the folder's captions) and a small ``TextEncoder`` trained jointly;
+- text: the ``text_encoder`` stage's encoder (``OUT/text_encoder``), trained on the captions
+  alone and **frozen** here, as the paper freezes Flan-UL2: only the U-Net learns. (Trained
+  jointly on still frames, an encoder drops the words a still frame cannot show, such as the
+  direction of motion, and no later stage could get them back.) Its vocabulary must cover the
+  training captions' words;
 - objective (Ho et al. 2020, eq. 14): epsilon prediction, cosine schedule
   ("squaredcos_cap_v2", Nichol and Dhariwal 2021), MSE on the target; per sample, in this
   order, a timestep, noise, and the 10% caption dropout (Ho and Salimans 2022) whose dropped
-  captions get the text encoder's learned null embedding.
+  captions get the text encoder's null embedding (a fixed token the U-Net learns to read as
+  "no text").
 
-Writes ``OUT/text_encoder/``, ``OUT/unet/`` (EMA weights), ``OUT/scheduler/scheduler_config.json``
-and ``OUT/runs/t2i/`` (with ``samples.png``: guided DDIM samples for a few fixed prompts).
-``sample_t2i`` draws images from those parts (used for the grid and by notebook 06).
+Writes ``OUT/unet/`` (EMA weights), ``OUT/scheduler/scheduler_config.json`` and ``OUT/runs/t2i/``
+(with ``samples.png``: guided DDIM samples for a few fixed prompts). ``sample_t2i`` draws images
+from those parts (used for the grid and by notebook 06).
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ from tqdm.auto import tqdm
 
 from minifusion.diffusion import DDIMScheduler, DDPMScheduler, classifier_free_guidance
 from minifusion.models.autoencoder import Autoencoder
-from minifusion.models.text_encoder import TextEncoder, TextEncoderConfig
-from minifusion.models.tokenizer import Tokenizer, moving_shapes_vocabulary
+from minifusion.models.text_encoder import TextEncoder
+from minifusion.models.tokenizer import Tokenizer
 from minifusion.models.unet import UNet, UNetConfig
 from minifusion.training.config import TrainingConfig
 from minifusion.training.distributed import finish_stage
@@ -66,21 +71,8 @@ def _default_training() -> TrainingConfig:
 
 
 @dataclass
-class TextEncoderOptions:
-    """``TextEncoderConfig`` without the vocabulary (built from the training captions)."""
-
-    max_length: int = 16  # tokens per prompt
-    hidden_size: int = 128  # token width = the U-Net's cross_attention_dim
-    num_hidden_layers: int = 5  # transformer blocks
-    num_attention_heads: int = 4  # heads per self-attention
-    intermediate_size: int = 512  # MLP hidden width
-    dropout: float = 0.0  # dropout in the blocks (training only)
-
-
-@dataclass
 class T2IRecipe:
-    unet: UNetConfig = field(default_factory=UNetConfig)  # cross_attention_dim must equal text_encoder.hidden_size
-    text_encoder: TextEncoderOptions = field(default_factory=TextEncoderOptions)
+    unet: UNetConfig = field(default_factory=UNetConfig)  # cross_attention_dim must equal the text encoder's width
     training: TrainingConfig = field(default_factory=_default_training)
     data: DataOptions = field(default_factory=lambda: DataOptions(num_clips=5000))  # one frame per clip
     caption_dropout: float = 0.1  # probability of training a sample with the null embedding (for guidance)
@@ -93,10 +85,6 @@ class T2IRecipe:
     guidance_scale: float = 5.0  # classifier-free guidance s (diffusers convention; 1 = none) for samples.png
 
     def validate(self) -> None:
-        if self.unet.cross_attention_dim != self.text_encoder.hidden_size:
-            raise ValueError(f"unet.cross_attention_dim {self.unet.cross_attention_dim} must equal "
-                             f"text_encoder.hidden_size {self.text_encoder.hidden_size} "
-                             "(the U-Net attends to its tokens)")
         if not isinstance(self.caption_dropout, (int, float)) or not 0 <= self.caption_dropout < 1:
             raise ValueError(f"caption_dropout {self.caption_dropout!r} is not allowed; it must be in [0, 1)")
         for name in ("samples_per_prompt", "num_inference_steps", "encode_batch_size"):
@@ -123,14 +111,15 @@ class CaptionCollate:
 
 
 class T2ITask:
-    """Epsilon/v/x0 diffusion loss of the U-Net on text from the jointly trained text encoder.
+    """Epsilon/v/x0 diffusion loss of the U-Net on text from the frozen text encoder.
 
     Per sample, in this order: timestep, noise, caption-dropout decision. A dropped caption's
     mask row is cleared, which the text encoder answers with its null embedding.
     """
 
-    def __init__(self, scheduler, *, caption_dropout: float = 0.1) -> None:
+    def __init__(self, scheduler, text_encoder: TextEncoder, *, caption_dropout: float = 0.1) -> None:
         self.scheduler, self.caption_dropout = scheduler, float(caption_dropout)
+        self.text_encoder = text_encoder.eval().requires_grad_(False)
 
     def loss(self, model, batch: dict, sample_indices: list[int], generators: list[torch.Generator]) -> torch.Tensor:
         x0 = batch["latents"]  # (B, C, h, w)
@@ -139,10 +128,11 @@ class T2ITask:
         noise = per_sample_noise(generators, x0.shape[1:], device=device, dtype=x0.dtype)  # (B, C, h, w)
         drop = per_sample_bernoulli(generators, self.caption_dropout, device=device)  # (B,) bool
         mask = batch["attention_mask"] & ~drop[:, None]  # (B, L); empty rows -> null embedding
-        hidden, hidden_mask = model["text_encoder"](batch["input_ids"], mask)  # (B, L, D), (B, L)
+        with torch.no_grad():
+            hidden, hidden_mask = self.text_encoder(batch["input_ids"], mask)  # (B, L, D), (B, L)
         x_t = self.scheduler.add_noise(x0, noise, t)
         target = self.scheduler.training_target(x0, noise, t)
-        prediction = model["unet"](x_t, t, hidden, hidden_mask)
+        prediction = model(x_t, t, hidden, hidden_mask)
         return F.mse_loss(prediction.float(), target.float())
 
 
@@ -154,18 +144,24 @@ def _load_autoencoder(out_dir: Path) -> Autoencoder:
     return Autoencoder.from_pretrained(folder)
 
 
-def build_text_encoder(recipe: T2IRecipe, captions: list[str] | None) -> TextEncoder:
-    """A fresh text encoder whose vocabulary is every Moving Shapes word (captions None) or every caption word."""
-    options = dataclasses.asdict(recipe.text_encoder)
-    vocab = moving_shapes_vocabulary() if captions is None else \
-        Tokenizer.from_captions(captions, max_length=recipe.text_encoder.max_length).vocab
-    return TextEncoder(TextEncoderConfig(vocab=tuple(vocab), **options))
+def load_frozen_text_encoder(out_dir: Path, captions: list[str] | None = None) -> TextEncoder:
+    """``OUT/text_encoder`` (the text_encoder stage), checked to know every word of ``captions``."""
+    folder = out_dir / "text_encoder"
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{str(folder)!r} holds no trained text encoder; train the text_encoder stage first: "
+                         f"python -m minifusion train text_encoder --out {out_dir}")
+    encoder = TextEncoder.from_pretrained(folder)
+    unknown = encoder.tokenizer.unknown_words(list(dict.fromkeys(captions))) if captions else []
+    if unknown:
+        raise ValueError(f"the text encoder in {str(folder)!r} does not know the training captions' words "
+                         f"{unknown[:10]}; train the text_encoder stage on these captions (--data)")
+    return encoder
 
 
 def train_t2i(out_dir: str | Path, *, steps: int | None = None, config: T2IRecipe | dict | str | Path | None = None,
               resume: bool = False, data_dir: str | Path | None = None, seed: int | None = None,
               progress: bool = True) -> Path:
-    """Train the t2i stage into the pipeline folder ``out_dir`` (which must hold ``autoencoder/``).
+    """Train the t2i stage into the pipeline folder ``out_dir`` (which must hold ``text_encoder/`` and ``autoencoder/``).
 
     Arguments as ``train_autoencoder``. Returns ``out_dir / "unet"``.
     """
@@ -181,14 +177,17 @@ def train_t2i(out_dir: str | Path, *, steps: int | None = None, config: T2IRecip
     latents = cache.load_or_encode(frames)  # items {"latents": (C, 1, h, w), "caption", ...}
     if latents.captions is None:
         raise ValueError("the training clips have no captions; the t2i stage needs one caption per clip")
+    text_encoder = load_frozen_text_encoder(out_dir, latents.captions).to(device)
+    if recipe.unet.cross_attention_dim != text_encoder.config.hidden_size:
+        raise ValueError(f"unet.cross_attention_dim {recipe.unet.cross_attention_dim} must equal the text encoder's "
+                         f"hidden_size {text_encoder.config.hidden_size} (the U-Net attends to its tokens)")
     seed_everything(recipe.training.seed)  # the initial weights depend on the seed only
-    text_encoder = build_text_encoder(recipe, None if recipe.data.folder is None else latents.captions)
     # sample_size only feeds example_inputs and sampling: it is the latents' size, whatever the config said.
     unet = UNet(dataclasses.replace(recipe.unet, sample_size=int(latents.latents.shape[-1])))
     scheduler = DDPMScheduler(num_train_timesteps=recipe.num_train_timesteps, beta_schedule=recipe.beta_schedule,
                               prediction_type=recipe.unet.prediction_type)
-    task = T2ITask(scheduler, caption_dropout=recipe.caption_dropout)
-    trainer = Trainer({"text_encoder": text_encoder, "unet": unet}, task, latents, recipe.training, run,
+    task = T2ITask(scheduler, text_encoder, caption_dropout=recipe.caption_dropout)
+    trainer = Trainer(unet, task, latents, recipe.training, run,
                       collate_fn=CaptionCollate(text_encoder.tokenizer))
     if trainer.is_main:
         write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
@@ -200,9 +199,7 @@ def train_t2i(out_dir: str | Path, *, steps: int | None = None, config: T2IRecip
     if result.model_dir is None:
         raise RuntimeError(f"training stopped at step {result.step} of {recipe.training.steps}")
 
-    text_encoder = TextEncoder.from_pretrained(result.model_dir / "text_encoder")  # EMA weights
-    unet = UNet.from_pretrained(result.model_dir / "unet")
-    text_encoder.save_pretrained(out_dir / "text_encoder")
+    unet = UNet.from_pretrained(result.model_dir)  # EMA weights
     final = unet.save_pretrained(out_dir / "unet")
     save_scheduler_config(scheduler, out_dir)
 
@@ -268,8 +265,9 @@ def load_t2i(out_dir: str | Path, *, device: str | torch.device = "cpu") -> dict
     parts = {"autoencoder": _load_autoencoder(out_dir)}
     for name, cls in (("text_encoder", TextEncoder), ("unet", UNet)):
         if not (out_dir / name / "config.json").is_file():
-            raise ValueError(f"{str(out_dir / name)!r} is missing; train the t2i stage first: "
-                             f"python -m minifusion train t2i --out {out_dir}")
+            stage = "t2i" if name == "unet" else name
+            raise ValueError(f"{str(out_dir / name)!r} is missing; train the {stage} stage first: "
+                             f"python -m minifusion train {stage} --out {out_dir}")
         parts[name] = cls.from_pretrained(out_dir / name)
     parts = {k: v.to(device).eval() for k, v in parts.items()}
     parts["scheduler"] = load_scheduler(out_dir, DDIMScheduler)
