@@ -159,13 +159,21 @@ def card(args, stages: dict, size_mb: float) -> str:
     lines += ["## Quality", ""]
     if args.quality is not None and args.quality.is_file():
         q = json.loads(args.quality.read_text())
-        lines += [f"`python benchmarks/bench_quality.py --json {args.quality.as_posix()}` (seed {q['seed']}) printed:", "",
-                  "| prompts `a {color} {shape} moves {left/right/up/down}`, 29 frames | videos | colour (bar 90%) "
-                  "| direction (bar 80%, chance 12.5%) |", "|---|---|---|---|"]
-        for name in ("all", "seen_pairs", "heldout_pairs"):
-            r = q["prompts"][name]
-            lines.append(f"| {name.replace('_', ' ')} | {r['num_videos']} | {r['color_accuracy']:.1%} | "
-                         f"{r['direction_accuracy']:.1%} |")
+        lines += [f"`python benchmarks/bench_quality.py --json {args.quality.as_posix()}` (seed {q['seed']}) printed:", ""]
+        for key in ("motion_29", "motion_113"):
+            m = q.get(key)
+            if not m:
+                continue
+            lines += [f"| prompts `a {{color}} {{shape}} moves {{direction}}`, {m['num_frames']} frames | pairs | videos "
+                      "| colour | shape | direction | steady | one object | all three |", "|---|---|---|---|---|---|---|---|---|"]
+            for group in ("axis", "diagonal", "all"):
+                for pairs in ("all", "seen", "heldout"):
+                    r = m["summary"][group][pairs]
+                    if r["num_videos"]:
+                        lines.append(f"| {group} | {pairs} | {r['num_videos']} | " + " | ".join(
+                            f"{r[k]:.1%}" for k in ("color", "shape", "direction", "steady", "one_object", "all_right"))
+                            + " |")
+            lines.append("")
         ev = q.get("interpolation")
         if ev:
             lines += ["", "| interpolating true keyframes of held-out clips | model | pixel blend | latent blend "
@@ -178,11 +186,6 @@ def card(args, stages: dict, size_mb: float) -> str:
                                  f"{r['linear_blend_psnr_db']:.2f} dB | {r.get('latent_blend_psnr_db', float('nan')):.2f}"
                                  f" dB | {r['autoencoder_psnr_db']:.2f} dB | {r.get('latent_mse', float('nan')):.4f} | "
                                  f"{r.get('latent_blend_latent_mse', float('nan')):.4f} |")
-        st = q.get("steadiness")
-        if st:
-            lines += ["", f"Two passes ({st['num_frames']} frames, {st['num_videos']} videos): "
-                      f"{st['steady_fraction']:.1%} move the prompted way without a backward step over "
-                      f"{st['jump_pixels']:g} px."]
         lines.append("")
     else:
         lines += ["Measured by `python benchmarks/bench_quality.py`.", ""]
