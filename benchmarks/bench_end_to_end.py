@@ -155,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import bench_report as report
 
-    result = bench_end_to_end(checkpoint=args.checkpoint, steps=args.steps, interpolation_steps=args.interpolation_steps,
-                              scheduler=args.scheduler, threads=args.threads, seed=args.seed)
+    result = bench_end_to_end(checkpoint=args.checkpoint, steps=args.steps,
+                              interpolation_steps=args.interpolation_steps, scheduler=args.scheduler, threads=args.threads, seed=args.seed)
     print(report.end_to_end_table(result))
     return 0
 

@@ -8,8 +8,9 @@ Known, deliberate differences, not compared: an epsilon model's first step at al
 (t = 999 of the cosine schedule: this package uses x0 = 0 there, tests/test_sampling_trap.py),
 DDIM with "linspace" spacing (diffusers steps to t - T // n, not to the next scheduled timestep),
 DDPM "fixed_large" with "trailing" spacing (its last timestep is 99 for 10 steps, and diffusers adds
-noise of variance beta to the final sample there; this package never adds noise on the last step), and Karras sigmas on the cosine schedule (all steps bunch up at t = 998-999, where diffusers'
-float32 rounding picks another integer timestep).
+noise of variance beta to the final sample there; this package never adds noise on the last step),
+and Karras sigmas on the cosine schedule (all steps bunch up at t = 998-999, where diffusers' float32
+rounding picks another integer timestep).
 """
 
 from __future__ import annotations

@@ -114,28 +114,11 @@ class DPMSolverMultistepScheduler(SigmaScheduler):
             return ts.trunc(), sigmas
         return ts, t_to_sigma(ts, self._train_sigmas64)
 
-    def step(
-        self,
-        model_output: torch.Tensor,
-        timestep: int | torch.Tensor,
-        sample: torch.Tensor,
-        generator: torch.Generator | None = None,
-        return_dict: bool = True,
-    ) -> SchedulerOutput | tuple[torch.Tensor, torch.Tensor]:
-        """One multistep DPM-Solver++ step from ``timestep`` to the next scheduled noise level.
-
-        Args:
-            model_output: the model's prediction (of ``prediction_type``) at x_t = ``sample``.
-            timestep: the current t, the next entry of ``self.timesteps``.
-            sample: x_t, (B, ...) of any rank.
-            generator: unused (the solver is deterministic); kept so diffusers-style loops run.
-            return_dict: False returns ``(prev_sample, pred_original_sample)``.
-        """
-        i = self._current_step(timestep)
+    def _advance(self, i: int, model_output: torch.Tensor, sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step ``i``: keep the x0 estimate, pick the order, update (module docstring)."""
         cfg, n = self._config, len(self._timestep_list)
         x0 = self._x0_at_sigma(model_output, sample, self._sigma_list[i])
         self.model_outputs = [*self.model_outputs, x0][-cfg["solver_order"]:]
-
         few_steps = cfg["lower_order_final"] and n < 15
         final_first_order = i == n - 1 and (cfg["euler_at_final"] or few_steps or cfg["final_sigmas_type"] == "zero")
         final_second_order = i == n - 2 and few_steps
@@ -146,10 +129,7 @@ class DPMSolverMultistepScheduler(SigmaScheduler):
             order = min(order, 2)
         prev_sample = self._update(order, sample, i)
         self.lower_order_nums = min(self.lower_order_nums + 1, cfg["solver_order"])
-        self._step = i + 1
-        if not return_dict:
-            return prev_sample, x0
-        return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=x0)
+        return prev_sample, x0
 
     def _lambda(self, sigma: float) -> float:
         """lambda = log(alpha_t / sigma_t) = -log(sigma): half the log-SNR (inf at sigma = 0)."""
@@ -180,14 +160,3 @@ class DPMSolverMultistepScheduler(SigmaScheduler):
         d2 = (d1_0 - d1_1) / (r0 + r1)
         return (x_t + (alpha_t * (phi_1 / h + 1.0)) * d1
                 - (alpha_t * ((phi_1 + h) / h**2 - 0.5)) * d2)
-
-    def add_noise(
-        self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: int | torch.Tensor
-    ) -> torch.Tensor:
-        """alpha_t x0 + sigma_t noise at the noise level of scheduled ``timesteps`` (a number or (B,))."""
-        self._check_pair("original_samples", original_samples, "noise", noise)
-        sigma = self._schedule_sigmas(timesteps, original_samples.shape[0])
-        sigma = sigma.reshape(-1, *([1] * (original_samples.ndim - 1)))  # (B, 1, ..., 1)
-        alpha = (1 / (sigma**2 + 1)).sqrt()
-        like = dict(device=original_samples.device, dtype=original_samples.dtype)
-        return alpha.to(**like) * original_samples + (sigma * alpha).to(**like) * noise

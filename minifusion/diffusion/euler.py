@@ -45,6 +45,7 @@ class EulerDiscreteScheduler(SigmaScheduler):
     """
 
     timestep_dtype = torch.float32
+    ve_samples = True  # the loop's sample is x_t / alpha_t
 
     def __init__(self, *, use_karras_sigmas: bool = False, final_sigmas_type: str = "zero", **kwargs: Any) -> None:
         kwargs.setdefault("timestep_spacing", "linspace")
@@ -83,38 +84,9 @@ class EulerDiscreteScheduler(SigmaScheduler):
         sigma = self._sigma_list[self._current_step(timestep)]
         return sample / math.sqrt(sigma**2 + 1)
 
-    def step(
-        self,
-        model_output: torch.Tensor,
-        timestep: float | torch.Tensor,
-        sample: torch.Tensor,
-        generator: torch.Generator | None = None,
-        return_dict: bool = True,
-    ) -> SchedulerOutput | tuple[torch.Tensor, torch.Tensor]:
-        """One Euler step from ``timestep`` to the next scheduled sigma (module docstring).
-
-        Args:
-            model_output: the model's prediction (of ``prediction_type``) for the scaled input.
-            timestep: the current t, the next entry of ``self.timesteps``.
-            sample: x in VE units (not scaled), (B, ...) of any rank.
-            generator: unused (the sampler is deterministic); kept so diffusers-style loops run.
-            return_dict: False returns ``(prev_sample, pred_original_sample)``.
-        """
-        i = self._current_step(timestep)
+    def _advance(self, i: int, model_output: torch.Tensor, sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step ``i``: x' = x + (sigma' - sigma) (x - D) / sigma, with ``sample`` x in VE units (not scaled)."""
         sigma, sigma_next = self._sigma_list[i], self._sigma_list[i + 1]
         x0 = self._x0_at_sigma(model_output, sample / math.sqrt(sigma**2 + 1), sigma)  # D(x; sigma)
         derivative = (sample - x0) / sigma
-        prev_sample = sample + (sigma_next - sigma) * derivative
-        self._step = i + 1
-        if not return_dict:
-            return prev_sample, x0
-        return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=x0)
-
-    def add_noise(
-        self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: float | torch.Tensor
-    ) -> torch.Tensor:
-        """x0 + sigma * noise (VE units) at the noise level of scheduled ``timesteps`` (a number or (B,))."""
-        self._check_pair("original_samples", original_samples, "noise", noise)
-        sigma = self._schedule_sigmas(timesteps, original_samples.shape[0])
-        sigma = sigma.reshape(-1, *([1] * (original_samples.ndim - 1)))  # (B, 1, ..., 1)
-        return original_samples + sigma.to(device=original_samples.device, dtype=original_samples.dtype) * noise
+        return sample + (sigma_next - sigma) * derivative, x0

@@ -25,7 +25,13 @@ from typing import Any
 
 import torch
 
-from minifusion.diffusion.scheduling_utils import BaseScheduler, check_choice, check_flag, check_num_inference_steps
+from minifusion.diffusion.scheduling_utils import (
+    BaseScheduler,
+    SchedulerOutput,
+    check_choice,
+    check_flag,
+    check_num_inference_steps,
+)
 
 FINAL_SIGMAS_TYPES = ("zero", "sigma_min")
 ZERO_SNR_ALPHA_BAR = 2.0**-24  # alpha_bar at the last step of a zero-terminal-SNR schedule (sigma stays finite)
@@ -73,10 +79,11 @@ class SigmaScheduler(BaseScheduler):
     Takes every argument of ``DDPMScheduler`` (except ``variance_type``) plus
     ``use_karras_sigmas`` (Karras et al. eq. 5 spacing) and ``final_sigmas_type`` ("zero": the
     last step lands on the clean sample; "sigma_min": on the noise level of training step 0).
-    Subclasses give ``_timesteps_and_sigmas(n)`` and ``step``.
+    Subclasses give ``_timesteps_and_sigmas(n)`` and ``_advance`` (the update of one step).
     """
 
     timestep_dtype = torch.int64
+    ve_samples = False  # the loop's sample: x_t (VP units, as DDIM's) or x_t / alpha_t (VE units, Euler)
 
     def __init__(self, *, use_karras_sigmas: bool = False, final_sigmas_type: str = "zero", **kwargs: Any) -> None:
         check_flag("use_karras_sigmas", use_karras_sigmas)
@@ -160,6 +167,34 @@ class SigmaScheduler(BaseScheduler):
         value = float(timestep)
         return int(value) if self.timestep_dtype == torch.int64 and value.is_integer() else value
 
+    def step(
+        self,
+        model_output: torch.Tensor,
+        timestep: int | float | torch.Tensor,
+        sample: torch.Tensor,
+        generator: torch.Generator | None = None,
+        return_dict: bool = True,
+    ) -> SchedulerOutput | tuple[torch.Tensor, torch.Tensor]:
+        """One step from ``timestep`` to the next scheduled sigma (the subclass's update rule).
+
+        Args:
+            model_output: the model's prediction (of ``prediction_type``) for the input of this step.
+            timestep: the current t, the next entry of ``self.timesteps`` (steps go in order).
+            sample: the current sample, (B, ...) of any rank, in this sampler's units.
+            generator: unused (these samplers are deterministic); kept so diffusers-style loops run.
+            return_dict: False returns ``(prev_sample, pred_original_sample)``.
+        """
+        i = self._current_step(timestep)
+        prev_sample, x0 = self._advance(i, model_output, sample)
+        self._step = i + 1
+        if not return_dict:
+            return prev_sample, x0
+        return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=x0)
+
+    def _advance(self, i: int, model_output: torch.Tensor, sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prev_sample, pred_original_sample) of step ``i``; the subclass's update rule."""
+        raise NotImplementedError
+
     # --------------------------------------------------------------- conversions
     def _x0_at_sigma(self, model_output: torch.Tensor, sample_vp: torch.Tensor, sigma: float) -> torch.Tensor:
         """The x0 estimate a step uses at noise level sigma from x_t in VP units (see ``_pred_x0_eps``:
@@ -179,3 +214,15 @@ class SigmaScheduler(BaseScheduler):
                 raise ValueError(f"timestep {t} is not in the schedule: {self._shown()}")
             out.append(self._sigma_list[self._timestep_list.index(t)])
         return torch.tensor(out * (batch if len(out) == 1 else 1), dtype=torch.float64)
+
+    def add_noise(
+        self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: int | float | torch.Tensor
+    ) -> torch.Tensor:
+        """A sample of this sampler at the noise level of scheduled ``timesteps`` (a number or (B,)), as
+        diffusers: alpha_t x0 + sigma_t noise (VP units), or x0 + sigma noise (VE units, Euler)."""
+        self._check_pair("original_samples", original_samples, "noise", noise)
+        sigma = self._schedule_sigmas(timesteps, original_samples.shape[0])
+        sigma = sigma.reshape(-1, *([1] * (original_samples.ndim - 1)))  # (B, 1, ..., 1)
+        scale = torch.ones_like(sigma) if self.ve_samples else (1 / (sigma**2 + 1)).sqrt()  # 1 or alpha_t
+        like = dict(device=original_samples.device, dtype=original_samples.dtype)
+        return scale.to(**like) * original_samples + (sigma * scale).to(**like) * noise
