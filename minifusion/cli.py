@@ -357,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     from minifusion.eval.ablate_command import add_ablate_parser
     from minifusion.eval.evaluate_command import add_evaluate_parser
     from minifusion.eval.probe_command import add_probe_text_parser
+    from minifusion.eval.t2i_scores import add_evaluate_t2i_parser
 
     parser = argparse.ArgumentParser(
         prog="python -m minifusion",
@@ -414,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
     add_evaluate_parser(sub)
     add_probe_text_parser(sub)
+    add_evaluate_t2i_parser(sub)
     add_ablate_parser(sub)
     _add_bench_parser(sub)
     return parser
