@@ -60,7 +60,7 @@ def test_probe_text_command_prints_and_writes_json(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "single-object captions" in out and "two-shape captions" in out and "bag of words" in out
     report = json.loads(path.read_text())
-    assert report["checkpoints"]["probe"] == str(pretrained())
+    assert report["checkpoints"]["this encoder"] == str(pretrained())
     assert set(report["single"]) == {"color", "shape", "motion", "direction", "speed", "size"}
     assert set(report["two_shapes"]) == {"color", "shape", "color2", "shape2", "direction"}
 

@@ -34,13 +34,13 @@ def cmd_probe_text(args: argparse.Namespace) -> int:
 
     shipped = pretrained()
     checkpoint = args.checkpoint or shipped
-    encoders = {"probe": load_text_encoder(checkpoint)}
+    encoders = {"this encoder": load_text_encoder(checkpoint)}
     if not args.no_compare:
         other = args.compare or shipped
         if Path(other).resolve() != Path(checkpoint).resolve():
-            encoders["probe: " + ("shipped" if args.compare is None else Path(other).name)] = load_text_encoder(other)
+            encoders["shipped" if args.compare is None else Path(other).name] = load_text_encoder(other)
     report = probe_text_encoders(encoders, num_train=args.num_train, num_test=args.num_test, seed=args.seed)
-    report["checkpoints"] = {"probe": str(checkpoint), **({"compare": str(args.compare or shipped)}
+    report["checkpoints"] = {"this encoder": str(checkpoint), **({"compare": str(args.compare or shipped)}
                                                           if len(encoders) > 1 else {})}
     if args.json == "-":
         print(json.dumps(report, indent=2))

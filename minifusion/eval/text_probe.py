@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from minifusion.data.caption_corpus import CaptionCorpus
+from minifusion.data.vocabulary import NONE
 from minifusion.models.text_encoder import TextEncoder
 
 SINGLE_ATTRIBUTES = ("color", "shape", "motion", "direction", "speed", "size")
@@ -79,15 +80,19 @@ def probe_group(encoders: dict[str, TextEncoder], train: list[dict], test: list[
     features["bag_of_words"] = (bag_of_words(any_encoder, train_caps), bag_of_words(any_encoder, test_caps))
     out = {}
     for attribute in attributes:
-        values = sorted({r["attributes"][attribute] for r in train + test})
+        # only captions that state the attribute (direction: the "moves" captions)
+        keep_train = [i for i, r in enumerate(train) if r["attributes"][attribute] != NONE]
+        keep_test = [i for i, r in enumerate(test) if r["attributes"][attribute] != NONE]
+        values = sorted({r["attributes"][attribute] for r in train + test} - {NONE})
         index = {v: i for i, v in enumerate(values)}
-        y_train = torch.tensor([index[r["attributes"][attribute]] for r in train])
-        y_test = torch.tensor([index[r["attributes"][attribute]] for r in test])
+        y_train = torch.tensor([index[train[i]["attributes"][attribute]] for i in keep_train])
+        y_test = torch.tensor([index[test[i]["attributes"][attribute]] for i in keep_test])
         # The best constant answer on these held-out captions (their mix differs from the training set's:
         # forms with few variants are mostly seen in training and so filtered out of the test set).
         commonest = Counter(y_test.tolist()).most_common(1)[0][1]
-        row = {"classes": len(values), "majority": commonest / len(test)}
+        row = {"classes": len(values), "num_test": len(keep_test), "majority": commonest / len(keep_test)}
         for name, (f_train, f_test) in features.items():
+            f_train, f_test = f_train[keep_train], f_test[keep_test]
             predict = fit_linear_probe(f_train, y_train, len(values))
             row[name] = float((predict(f_test) == y_test).float().mean())
         out[attribute] = row
@@ -133,14 +138,15 @@ def probe_text_encoders(encoders: dict[str, TextEncoder], *, num_train: int = 30
 def format_probe_report(report: dict) -> str:
     """The probe report as two plain-text tables (one per caption group)."""
     names = report["encoders"]
+    widths = [max(len(n), 8) for n in names]
     lines = []
     for group, title in (("single", "single-object captions"), ("two_shapes", "two-shape captions")):
         lines.append(f"{title} ({report[f'{group}_num_test']} held-out, probes fitted on {report['num_train']}):")
-        head = f"  {'attribute':<10} {'classes':>7}  " + "  ".join(f"{n:>14}" for n in names)
+        head = f"  {'attribute':<10} {'classes':>7} {'scored':>6}  " + "  ".join(f"{n:>{w}}" for n, w in zip(names, widths))
         lines.append(head + f"  {'majority':>9}  {'bag of words':>12}")
         for attribute, row in report[group].items():
-            cells = "  ".join(f"{row[n]:>14.1%}" for n in names)
-            lines.append(f"  {attribute:<10} {row['classes']:>7}  {cells}  {row['majority']:>9.1%}  "
+            cells = "  ".join(f"{row[n]:>{w}.1%}" for n, w in zip(names, widths))
+            lines.append(f"  {attribute:<10} {row['classes']:>7} {row['num_test']:>6}  {cells}  {row['majority']:>9.1%}  "
                          f"{row['bag_of_words']:>12.1%}")
     return "\n".join(lines)
 
