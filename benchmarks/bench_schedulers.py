@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_schedulers.py --json benchmarks/results/schedulers.json \
         [--schedulers dpm euler ddim ddpm] [--steps 5 10 15 25 50] [--interpolation-steps N]
-        [--seeds 0 1] [--num-videos 28] [--threads 1]
+        [--timestep-spacing trailing] [--seeds 0 1] [--num-videos 28] [--threads 1]
 
 For every (scheduler, steps, seed) the pipeline's two schedulers are swapped for that class, built from
 each stage's own config (schedule, prediction type, the latent-range thresholding), and
@@ -27,23 +27,28 @@ import sys
 import time
 from pathlib import Path
 
-NAMES = {"dpm": "DPM-Solver++ 2M", "euler": "Euler", "ddim": "DDIM", "ddpm": "DDPM"}
+NAMES = {"dpm": "DPM-Solver++ 2M", "dpm-sde": "SDE-DPM-Solver++ 2M", "euler": "Euler", "ddim": "DDIM", "ddpm": "DDPM"}
+VARIANTS = {"dpm-sde": ("dpm", {"algorithm_type": "sde-dpmsolver++"})}  # name -> (pipeline scheduler, config)
 
 
-def run_one(pipe, scheduler: str, steps: int, interpolation_steps: int, seed: int, num_videos: int, metrics) -> dict:
+def run_one(pipe, scheduler: str, steps: int, interpolation_steps: int, seed: int, num_videos: int, metrics,
+            spacing: str | None = None) -> dict:
     """Scores of ``num_videos`` videos sampled with ``scheduler`` at ``steps`` keyframe and
-    ``interpolation_steps`` interpolation steps."""
+    ``interpolation_steps`` interpolation steps (``spacing``: another timestep spacing than the checkpoint's)."""
     from minifusion.eval.evaluate import evaluate_pipeline
     from minifusion.pipeline import SCHEDULERS
 
-    pipe.scheduler = SCHEDULERS[scheduler].from_config(pipe.scheduler.config)
-    pipe.interpolation_scheduler = SCHEDULERS[scheduler].from_config(pipe.interpolation_scheduler.config)
+    spacing = spacing or pipe.scheduler.config["timestep_spacing"]
+    name, extra = VARIANTS.get(scheduler, (scheduler, {}))
+    pipe.scheduler = SCHEDULERS[name].from_config(pipe.scheduler.config, timestep_spacing=spacing, **extra)
+    pipe.interpolation_scheduler = SCHEDULERS[name].from_config(pipe.interpolation_scheduler.config,
+                                                                timestep_spacing=spacing, **extra)
     r = evaluate_pipeline(pipe, num_videos=num_videos, seed=seed, passes=1, steps=steps,
                           interpolation_steps=interpolation_steps,
                           reconstruction_clips=0, metrics=metrics, progress=False)
     g = r["groups"]["all"]
     return {"scheduler": scheduler, "steps": steps, "interpolation_steps": interpolation_steps, "seed": seed,
-            "num_videos": num_videos,
+            "timestep_spacing": spacing, "num_videos": num_videos,
             "seconds_per_video": r["seconds"]["generation"] / num_videos, "threads": r["torch_threads"],
             "fvd": g["fvd"], "clipsim": g["clipsim"], "caption_accuracy": g["caption_accuracy"],
             "color_accuracy": g["pixel"]["color_accuracy"], "direction_accuracy": g["pixel"]["direction_accuracy"],
@@ -60,10 +65,12 @@ def summary(runs: list[dict]) -> list[dict]:
     """One row per (scheduler, steps, interpolation steps): mean and (min, max) over seeds of every figure."""
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
-        groups.setdefault((r["scheduler"], r["steps"], r.get("interpolation_steps", r["steps"])), []).append(r)
+        spacing = r.get("timestep_spacing", "leading")
+        key = (r["scheduler"], r["steps"], r.get("interpolation_steps", r["steps"]), spacing)
+        groups.setdefault(key, []).append(r)
     rows = []
-    for (name, steps, interpolation_steps), rs in groups.items():
-        row = {"scheduler": name, "steps": steps, "interpolation_steps": interpolation_steps,
+    for (name, steps, interpolation_steps, spacing), rs in groups.items():
+        row = {"scheduler": name, "steps": steps, "interpolation_steps": interpolation_steps, "spacing": spacing,
                "seeds": sorted(r["seed"] for r in rs)}
         for key, get in (("seconds_per_video", lambda r: r["seconds_per_video"]), ("fvd", lambda r: r["fvd"]),
                          ("clipsim", lambda r: r["clipsim"]), ("caption", mean_caption_accuracy),
@@ -72,7 +79,8 @@ def summary(runs: list[dict]) -> list[dict]:
             row[key] = (statistics.mean(values), min(values), max(values))
         rows.append(row)
     order = list(NAMES)
-    return sorted(rows, key=lambda row: (order.index(row["scheduler"]), row["steps"], row["interpolation_steps"]))
+    return sorted(rows, key=lambda row: (order.index(row["scheduler"]), row["spacing"], row["steps"],
+                                         row["interpolation_steps"]))
 
 
 def table(runs: list[dict]) -> str:
@@ -80,10 +88,11 @@ def table(runs: list[dict]) -> str:
         mean, lo, hi = v
         return f"{mean:{fmt}} ({lo:{fmt}}-{hi:{fmt}})" if hi > lo else f"{mean:{fmt}}"
 
-    lines = ["| sampler | steps (keyframes + interpolation) | seeds | s / video | FVD | CLIPSIM | caption accuracy | "
-             "colour | direction |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| sampler | spacing | steps (keyframes + interpolation) | seeds | s / video | FVD | CLIPSIM | "
+             "caption accuracy | colour | direction |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in summary(runs):
-        lines.append(f"| {NAMES[row['scheduler']]} | {row['steps']} + {row['interpolation_steps']} | "
+        lines.append(f"| {NAMES[row['scheduler']]} | {row['spacing']} | "
+                     f"{row['steps']} + {row['interpolation_steps']} | "
                      f"{len(row['seeds'])} | {row['seconds_per_video'][0]:.2f} | "
                      f"{cell(row['fvd'], '.0f')} | {cell(row['clipsim'], '.3f')} | {cell(row['caption'], '.3f')} | "
                      f"{cell(row['color'], '.2f')} | {cell(row['direction'], '.2f')} |")
@@ -99,7 +108,8 @@ def plot(runs: list[dict], path: Path) -> None:
     rows = summary(runs)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for name in NAMES:
-        rs = [r for r in rows if r["scheduler"] == name and r["steps"] == r["interpolation_steps"]]
+        rs = [r for r in rows if r["scheduler"] == name and r["steps"] == r["interpolation_steps"]
+              and r["spacing"] == "leading"]
         if not rs:
             continue
         x = [r["seconds_per_video"][0] for r in rs]
@@ -129,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", nargs="+", type=int, default=[5, 10, 15, 25, 50])
     parser.add_argument("--interpolation-steps", type=int, default=None,
                         help="interpolation steps for every run (default: the same as the keyframe steps)")
+    parser.add_argument("--timestep-spacing", choices=("leading", "trailing", "linspace"), default=None,
+                        help="timestep spacing of both stages (default: the checkpoint's)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--num-videos", type=int, default=28)
     parser.add_argument("--threads", type=int, default=1)
@@ -155,21 +167,22 @@ def main(argv: list[str] | None = None) -> int:
     pipe = FusionFramesPipeline.from_pretrained(folder)
     pipe.set_progress_bar_config(disable=True)
     metrics = ToyMetrics.from_pretrained()
-    data.update(checkpoint=str(folder), num_videos=args.num_videos, command=" ".join(sys.argv))
-    done = {(r["scheduler"], r["steps"], r.get("interpolation_steps", r["steps"]), r["seed"]) for r in data["runs"]
-            if r["num_videos"] == args.num_videos}
+    data.update(checkpoint=str(folder), num_videos=args.num_videos)
+    spacing = args.timestep_spacing or pipe.scheduler.config["timestep_spacing"]
+    done = {(r["scheduler"], r["steps"], r.get("interpolation_steps", r["steps"]), r.get("timestep_spacing", "leading"),
+             r["seed"]) for r in data["runs"] if r["num_videos"] == args.num_videos}
     for seed in args.seeds:
         for steps in args.steps:
             interpolation_steps = steps if args.interpolation_steps is None else args.interpolation_steps
             for name in args.schedulers:
-                if (name, steps, interpolation_steps, seed) in done:
+                if (name, steps, interpolation_steps, spacing, seed) in done:
                     continue
                 start = time.perf_counter()
-                data["runs"].append(run_one(pipe, name, steps, interpolation_steps, seed, args.num_videos, metrics))
+                r = run_one(pipe, name, steps, interpolation_steps, seed, args.num_videos, metrics, spacing)
+                data["runs"].append({**r, "command": " ".join(["python", *sys.argv])})
                 args.json.write_text(json.dumps(data, indent=1) + "\n")
-                r = data["runs"][-1]
-                print(f"{name:>5} {steps:>3} + {interpolation_steps:>3} steps seed {seed}: FVD {r['fvd']:.0f} "
-                      f"CLIPSIM {r['clipsim']:.3f} "
+                print(f"{name:>5} {spacing} {steps:>3} + {interpolation_steps:>3} steps seed {seed}: "
+                      f"FVD {r['fvd']:.0f} CLIPSIM {r['clipsim']:.3f} "
                       f"caption {mean_caption_accuracy(r):.3f} {r['seconds_per_video']:.2f} s/video "
                       f"({time.perf_counter() - start:.0f} s)", flush=True)
     print(table(data["runs"]))

@@ -78,7 +78,11 @@ def _cases(*, spacings, steps):
 DPM_OPTIONS = {"order1": dict(solver_order=1), "order2": dict(solver_order=2), "order3": dict(solver_order=3),
                "order2-heun": dict(solver_order=2, solver_type="heun"),
                "order3-sigma_min": dict(solver_order=3, final_sigmas_type="sigma_min", lower_order_final=False),
-               "karras": dict(use_karras_sigmas=True), "threshold": dict(thresholding=True, sample_max_value=1.5)}
+               "karras": dict(use_karras_sigmas=True), "threshold": dict(thresholding=True, sample_max_value=1.5),
+               "sde-order1": dict(algorithm_type="sde-dpmsolver++", solver_order=1),
+               "sde-order2": dict(algorithm_type="sde-dpmsolver++"),
+               "sde-order2-heun": dict(algorithm_type="sde-dpmsolver++", solver_type="heun"),
+               "sde-order3": dict(algorithm_type="sde-dpmsolver++", solver_order=3)}
 
 
 @pytest.mark.parametrize("schedule,spacing,steps,prediction_type,options", [
@@ -88,8 +92,9 @@ DPM_OPTIONS = {"order1": dict(solver_order=1), "order2": dict(solver_order=2), "
     if not (options.get("use_karras_sigmas") and case[0] == "squaredcos_cap_v2")])  # module docstring
 def test_dpm_solver_matches_diffusers(schedule, spacing, steps, prediction_type, options):
     kwargs = dict(beta_schedule=schedule, timestep_spacing=spacing, prediction_type=prediction_type, **options)
+    seed = 3 if kwargs.get("algorithm_type") == "sde-dpmsolver++" else None  # the SDE: the same generator
     assert_same_trajectory(DPMSolverMultistepScheduler(**kwargs), diffusers.DPMSolverMultistepScheduler(**kwargs),
-                           NOISE, steps)
+                           NOISE, steps, seed)
 
 
 @pytest.mark.parametrize("schedule,spacing,steps,prediction_type,karras", [

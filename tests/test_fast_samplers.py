@@ -194,7 +194,7 @@ def test_dpm_solver_keeps_a_history_and_set_timesteps_resets_it():
     (DPMSolverMultistepScheduler, dict(solver_order=4), "solver_order 4 is not one of 1, 2, 3"),
     (DPMSolverMultistepScheduler, dict(solver_order=True), "solver_order True is not one of 1, 2, 3"),
     (DPMSolverMultistepScheduler, dict(algorithm_type="dpmsolver"), "algorithm_type 'dpmsolver' is not one of "
-                                                                   "'dpmsolver\\+\\+'"),
+                                                                   "'dpmsolver\\+\\+', 'sde-dpmsolver\\+\\+'"),
     (DPMSolverMultistepScheduler, dict(solver_type="bh2"), "solver_type 'bh2' is not one of 'midpoint', 'heun'"),
     (DPMSolverMultistepScheduler, dict(lower_order_final=1), "lower_order_final must be True or False, got 1"),
     (DPMSolverMultistepScheduler, dict(euler_at_final="no"), "euler_at_final must be True or False"),
@@ -249,3 +249,18 @@ def test_euler_scale_model_input_needs_the_timestep():
     s.set_timesteps(4)
     with pytest.raises(ValueError, match="needs the timestep"):
         s.scale_model_input(torch.randn(2, 3))
+
+
+def test_sde_dpm_solver_samples_the_data_distribution_and_follows_the_generator():
+    s = DPMSolverMultistepScheduler(beta_schedule="squaredcos_cap_v2", algorithm_type="sde-dpmsolver++",
+                                    prediction_type="v_prediction")
+    oracle = GaussianDenoiser(0.0, 0.5, s.alphas_cumprod, prediction_type="v_prediction")
+    noise = torch.randn(4000, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    def sample(seed: int) -> torch.Tensor:
+        return sample_loop(oracle, s, noise, num_inference_steps=25, generator=torch.Generator().manual_seed(seed),
+                           progress=False).sample
+
+    a, b, c = sample(1), sample(1), sample(2)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert abs(a.std().item() - 0.5) < 0.03 and abs(a.mean().item()) < 0.03  # N(0, 0.5^2), 4000 samples

@@ -19,6 +19,14 @@ h = lambda_t - lambda_s:
       x_t = (sigma_t / sigma_s) x_s - alpha_t (e^-h - 1) D0 + alpha_t ((e^-h - 1) / h + 1) D1
             - alpha_t ((e^-h - 1 + h) / h^2 - 1/2) D2   (D1, D2: divided differences of 3 estimates)
 
+``algorithm_type="sde-dpmsolver++"`` solves the reverse SDE instead (Lu et al. 2022, appendix; as
+diffusers): the same polynomial in D, with e^-h -> e^-2h where the ODE has e^-h, and fresh noise
+sigma_t sqrt(1 - e^-2h) z at each step; order 1:
+
+      x_t = (sigma_t / sigma_s) e^-h x_s + alpha_t (1 - e^-2h) D0 + sigma_t sqrt(1 - e^-2h) z.
+
+Stochastic steps forget part of the error of earlier steps, as ancestral DDPM does.
+
 The first steps have no history and use the lower orders; the final step(s) do too when
 ``lower_order_final`` (fewer than 15 steps) or when the last sigma is 0 (the last step then
 returns the clean estimate itself). Data prediction is what makes large guidance scales stable,
@@ -28,14 +36,14 @@ and the x0 estimate is where dynamic thresholding acts (``thresholding=True``).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from minifusion.diffusion.scheduling_utils import SchedulerOutput, check_choice, check_flag
 from minifusion.diffusion.sigmas import SigmaScheduler, alpha_sigma_t, karras_sigmas, sigma_to_t, t_to_sigma
 
-ALGORITHM_TYPES = ("dpmsolver++",)
+ALGORITHM_TYPES = ("dpmsolver++", "sde-dpmsolver++")
 SOLVER_TYPES = ("midpoint", "heun")
 SOLVER_ORDERS = (1, 2, 3)
 
@@ -50,7 +58,7 @@ class DPMSolverMultistepScheduler(SigmaScheduler):
 
     Args:
         solver_order: 1, 2 (default; the recommended for guided sampling) or 3.
-        algorithm_type: "dpmsolver++" (data prediction; the only one here).
+        algorithm_type: "dpmsolver++" (data prediction, the ODE) or "sde-dpmsolver++" (the SDE).
         solver_type: "midpoint" (default) or "heun", two forms of the second-order update.
         lower_order_final: use lower orders for the last steps when there are fewer than 15.
         euler_at_final: always make the very last step first order.
@@ -114,7 +122,8 @@ class DPMSolverMultistepScheduler(SigmaScheduler):
             return ts.trunc(), sigmas
         return ts, t_to_sigma(ts, self._train_sigmas64)
 
-    def _advance(self, i: int, model_output: torch.Tensor, sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _advance(self, i: int, model_output: torch.Tensor, sample: torch.Tensor,
+                 noise: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Step ``i``: keep the x0 estimate, pick the order, update (module docstring)."""
         cfg, n = self._config, len(self._timestep_list)
         x0 = self._x0_at_sigma(model_output, sample, self._sigma_list[i])
@@ -127,7 +136,8 @@ class DPMSolverMultistepScheduler(SigmaScheduler):
             order = 1
         elif final_second_order:
             order = min(order, 2)
-        prev_sample = self._update(order, sample, i)
+        z = noise() if cfg["algorithm_type"] == "sde-dpmsolver++" else None  # drawn at every step, as diffusers
+        prev_sample = self._update(order, sample, i, z)
         self.lower_order_nums = min(self.lower_order_nums + 1, cfg["solver_order"])
         return prev_sample, x0
 
@@ -135,28 +145,52 @@ class DPMSolverMultistepScheduler(SigmaScheduler):
         """lambda = log(alpha_t / sigma_t) = -log(sigma): half the log-SNR (inf at sigma = 0)."""
         return math.inf if sigma == 0 else -math.log(sigma)
 
-    def _update(self, order: int, sample: torch.Tensor, i: int) -> torch.Tensor:
-        """x at sigma_{i+1} from x at sigma_i with the last ``order`` x0 estimates (module docstring)."""
+    def _update(self, order: int, sample: torch.Tensor, i: int, z: torch.Tensor | None) -> torch.Tensor:
+        """x at sigma_{i+1} from x at sigma_i with the last ``order`` x0 estimates (module docstring);
+        ``z``: the standard normal noise of an SDE step (None for the ODE)."""
         s = self._sigma_list
         alpha_t, sigma_t = alpha_sigma_t(s[i + 1])
         _, sigma_s0 = alpha_sigma_t(s[i])
         h = self._lambda(s[i + 1]) - self._lambda(s[i])
+        if z is not None:
+            return self._sde_update(order, sample, i, z, h, alpha_t, sigma_t / sigma_s0, sigma_t)
         phi_1 = math.expm1(-h)  # e^-h - 1 (-1 when the last sigma is 0)
         m = self.model_outputs[::-1]  # newest first: m[0] = x_theta(x_s0), m[1] = x_theta(x_s1), ...
         x_t = (sigma_t / sigma_s0) * sample - (alpha_t * phi_1) * m[0]
         if order == 1:
             return x_t
-        h_0 = self._lambda(s[i]) - self._lambda(s[i - 1])
-        r0 = h_0 / h
-        d1 = (m[0] - m[1]) / r0
+        d1, d2 = self._differences(order, i, h)
         if order == 2:
             if self._config["solver_type"] == "midpoint":
                 return x_t - 0.5 * (alpha_t * phi_1) * d1
             return x_t + (alpha_t * (phi_1 / h + 1.0)) * d1
-        h_1 = self._lambda(s[i - 1]) - self._lambda(s[i - 2])
-        r1 = h_1 / h
-        d1_0, d1_1 = d1, (m[1] - m[2]) / r1
-        d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
-        d2 = (d1_0 - d1_1) / (r0 + r1)
         return (x_t + (alpha_t * (phi_1 / h + 1.0)) * d1
                 - (alpha_t * ((phi_1 + h) / h**2 - 0.5)) * d2)
+
+    def _differences(self, order: int, i: int, h: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D1 (and D2 for order 3): divided differences in lambda of the last x0 estimates, scaled by h."""
+        s, m = self._sigma_list, self.model_outputs[::-1]
+        r0 = (self._lambda(s[i]) - self._lambda(s[i - 1])) / h
+        d1 = (m[0] - m[1]) / r0
+        if order == 2:
+            return d1, None
+        r1 = (self._lambda(s[i - 1]) - self._lambda(s[i - 2])) / h
+        d1_1 = (m[1] - m[2]) / r1
+        return d1 + (r0 / (r0 + r1)) * (d1 - d1_1), (d1 - d1_1) / (r0 + r1)
+
+    def _sde_update(self, order: int, sample: torch.Tensor, i: int, z: torch.Tensor, h: float, alpha_t: float,
+                    sigma_ratio: float, sigma_t: float) -> torch.Tensor:
+        """The SDE step of "sde-dpmsolver++" (module docstring), orders 1-3 as diffusers."""
+        m0 = self.model_outputs[-1]
+        decay = math.exp(-2.0 * h)  # e^-2h (0 when the last sigma is 0)
+        x_t = (sigma_ratio * math.exp(-h)) * sample + (alpha_t * (1.0 - decay)) * m0
+        x_t = x_t + (sigma_t * math.sqrt(1.0 - decay)) * z
+        if order == 1:
+            return x_t
+        d1, d2 = self._differences(order, i, h)
+        if order == 2 and self._config["solver_type"] == "midpoint":
+            return x_t + 0.5 * (alpha_t * (1.0 - decay)) * d1
+        x_t = x_t + (alpha_t * ((1.0 - decay) / (-2.0 * h) + 1.0)) * d1
+        if order == 2:
+            return x_t
+        return x_t + (alpha_t * ((1.0 - decay - 2.0 * h) / (2.0 * h) ** 2 - 0.5)) * d2

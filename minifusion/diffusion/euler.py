@@ -19,7 +19,7 @@ training. The method is first order: its error halves when the steps double.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -84,7 +84,8 @@ class EulerDiscreteScheduler(SigmaScheduler):
         sigma = self._sigma_list[self._current_step(timestep)]
         return sample / math.sqrt(sigma**2 + 1)
 
-    def _advance(self, i: int, model_output: torch.Tensor, sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _advance(self, i: int, model_output: torch.Tensor, sample: torch.Tensor,
+                 noise: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Step ``i``: x' = x + (sigma' - sigma) (x - D) / sigma, with ``sample`` x in VE units (not scaled)."""
         sigma, sigma_next = self._sigma_list[i], self._sigma_list[i + 1]
         x0 = self._x0_at_sigma(model_output, sample / math.sqrt(sigma**2 + 1), sigma)  # D(x; sigma)

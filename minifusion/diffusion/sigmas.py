@@ -21,7 +21,7 @@ linear interpolation in t, and a sigma gets its timestep by linear interpolation
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -173,6 +173,7 @@ class SigmaScheduler(BaseScheduler):
         timestep: int | float | torch.Tensor,
         sample: torch.Tensor,
         generator: torch.Generator | None = None,
+        variance_noise: torch.Tensor | None = None,
         return_dict: bool = True,
     ) -> SchedulerOutput | tuple[torch.Tensor, torch.Tensor]:
         """One step from ``timestep`` to the next scheduled sigma (the subclass's update rule).
@@ -181,18 +182,22 @@ class SigmaScheduler(BaseScheduler):
             model_output: the model's prediction (of ``prediction_type``) for the input of this step.
             timestep: the current t, the next entry of ``self.timesteps`` (steps go in order).
             sample: the current sample, (B, ...) of any rank, in this sampler's units.
-            generator: unused (these samplers are deterministic); kept so diffusers-style loops run.
+            generator, variance_noise: the source of the fresh noise of a stochastic step (the SDE of
+                DPM-Solver++); deterministic samplers ignore them.
             return_dict: False returns ``(prev_sample, pred_original_sample)``.
         """
         i = self._current_step(timestep)
-        prev_sample, x0 = self._advance(i, model_output, sample)
+        prev_sample, x0 = self._advance(i, model_output, sample, lambda: self._noise_like(sample, generator,
+                                                                                        variance_noise))
         self._step = i + 1
         if not return_dict:
             return prev_sample, x0
         return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=x0)
 
-    def _advance(self, i: int, model_output: torch.Tensor, sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(prev_sample, pred_original_sample) of step ``i``; the subclass's update rule."""
+    def _advance(self, i: int, model_output: torch.Tensor, sample: torch.Tensor,
+                 noise: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prev_sample, pred_original_sample) of step ``i``; the subclass's update rule. ``noise()`` draws
+        standard normal noise of the sample's shape, for stochastic steps."""
         raise NotImplementedError
 
     # --------------------------------------------------------------- conversions
