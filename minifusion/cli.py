@@ -400,9 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classifier-free guidance scale s (diffusers' convention; the paper's w = s - 1; "
                         "1 = no guidance; default: the checkpoint's)")
     p.add_argument("--negative-prompt", default=None, help="text to steer away from (default: the null embedding)")
-    p.add_argument("--scheduler", choices=("dpm", "euler", "ddim", "ddpm"), default=None,
-                   help="sampler for both stages: DPM-Solver++ 2M, Euler, DDIM or DDPM (default: the checkpoint's "
-                        "schedulers, see model_index.json)")
+    p.add_argument("--scheduler", choices=("dpm", "dpm-sde", "euler", "ddim", "ddpm"), default=None,
+                   help="sampler for both stages: DPM-Solver++ 2M, its SDE variant, Euler, DDIM or DDPM (default: "
+                        "the checkpoint's schedulers, see model_index.json)")
     p.add_argument("--passes", type=int, choices=(0, 1, 2), default=1,
                    help="interpolation passes: 0 -> 8 keyframes, 1 -> 29 frames, 2 -> 113 frames (default 1)")
     p.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",

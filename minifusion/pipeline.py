@@ -56,9 +56,11 @@ from minifusion.pipelines.model_index import (
 
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
 DECODERS = ("image", "video")
-# ``scheduler=`` / ``--scheduler`` names -> classes; each stage keeps its own config (schedule, prediction type)
-SCHEDULERS = {"dpm": DPMSolverMultistepScheduler, "euler": EulerDiscreteScheduler, "ddim": DDIMScheduler,
-              "ddpm": DDPMScheduler}
+# ``scheduler=`` / ``--scheduler`` names -> classes (and the options a name fixes); each stage keeps its own
+# config otherwise (schedule, prediction type, spacing)
+SCHEDULERS = {"dpm": DPMSolverMultistepScheduler, "dpm-sde": DPMSolverMultistepScheduler,
+              "euler": EulerDiscreteScheduler, "ddim": DDIMScheduler, "ddpm": DDPMScheduler}
+SCHEDULER_OPTIONS = {"dpm": {"algorithm_type": "dpmsolver++"}, "dpm-sde": {"algorithm_type": "sde-dpmsolver++"}}
 SCHEDULER_CLASSES = {cls.__name__: cls for cls in SCHEDULERS.values()}
 MODEL_CLASSES = {"Autoencoder": Autoencoder, "TextEncoder": TextEncoder, "KeyframeUNet": KeyframeUNet,
                  "InterpolationUNet": InterpolationUNet}
@@ -224,7 +226,7 @@ class FusionFramesPipeline:
                 out.append(None)
                 continue
             kind = SCHEDULERS[scheduler] if scheduler is not None else type(sched)
-            out.append(kind.from_config(sched.config, **overrides))
+            out.append(kind.from_config(sched.config, **overrides, **SCHEDULER_OPTIONS.get(scheduler, {})))
         return out[0], out[1]
 
     def _check_call(self, prompt, negative_prompt, num_keyframes, interpolation_passes, output_type, decoder,
@@ -288,8 +290,9 @@ class FusionFramesPipeline:
                 "interpolation_1" or "interpolation_2"; returning ``{"latents": x}`` replaces the latents.
             return_dict: False returns ``(frames, keyframes)``.
             interpolation_num_inference_steps: steps per interpolation pass (None: settings).
-            scheduler: "dpm" (DPM-Solver++ 2M), "euler", "ddim" or "ddpm" for both stages, each built from
-                that stage's scheduler config (schedule, prediction type); None = the pipeline's own schedulers.
+            scheduler: "dpm" (DPM-Solver++ 2M), "dpm-sde" (its SDE variant), "euler", "ddim" or "ddpm" for both
+                stages, each built from that stage's scheduler config (schedule, prediction type); None = the
+                pipeline's own schedulers.
             eta: DDIM's eta (0 = deterministic), ignored by DDPM.
             decoder: "image", "video" or None (the video decoder when the pipeline has one).
             decode_chunk_size: frames decoded at a time (None: settings).

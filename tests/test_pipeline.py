@@ -379,7 +379,7 @@ def test_autocast_only_on_cuda():
     ({"interpolation_guidance_scale": float("nan")}, "interpolation_guidance_scale"),
     ({"interpolation_guidance_scale": -0.5}, "interpolation_guidance_scale"),
     ({"output_type": "gif"}, "output_type 'gif' is not one of 'np', 'pt', 'pil', 'latent'"),
-    ({"scheduler": "heun"}, "scheduler 'heun' is not one of 'dpm', 'euler', 'ddim', 'ddpm'"),
+    ({"scheduler": "heun"}, "scheduler 'heun' is not one of 'dpm', 'dpm-sde', 'euler', 'ddim', 'ddpm'"),
     ({"decoder": "video"}, "needs a video_decoder"),
     ({"generator": 0}, "generator must be a torch.Generator"),
 ])

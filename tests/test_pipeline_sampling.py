@@ -14,7 +14,7 @@ import minifusion.pipelines.keyframes as keyframe_stage
 from minifusion import FusionFramesPipeline
 from minifusion.cli import main
 from minifusion.diffusion import DPMSolverMultistepScheduler, EulerDiscreteScheduler
-from minifusion.pipeline import SCHEDULERS
+from minifusion.pipeline import SCHEDULER_OPTIONS, SCHEDULERS
 
 PROMPT = "a green square moves up"  # make demo's 113-frame video
 FEW = dict(num_inference_steps=3, interpolation_num_inference_steps=2, output_type="np", progress=False)
@@ -69,6 +69,8 @@ def test_every_scheduler_runs_both_stages_with_their_own_config(pipe, name, monk
     assert out.frames.shape == (1, 29, 64, 64, 3) and np.isfinite(out.frames).all()
     assert set(used) == {"keyframes", "interpolation_1"}
     assert all(type(s) is SCHEDULERS[name] for s in used.values())
+    if name.startswith("dpm"):
+        assert {s.config["algorithm_type"] for s in used.values()} == {SCHEDULER_OPTIONS[name]["algorithm_type"]}
     # each stage keeps its schedule and prediction type, and the pipeline's latent-range thresholding
     assert used["keyframes"].config["prediction_type"] == pipe.scheduler.config["prediction_type"] == "epsilon"
     assert used["interpolation_1"].config["prediction_type"] == "v_prediction"
@@ -86,7 +88,7 @@ def test_a_pipeline_saved_with_the_new_schedulers_loads_them_back(pipe, tmp_path
     assert loaded.interpolation_scheduler.config == copy.interpolation_scheduler.config
 
 
-@pytest.mark.parametrize("name", ["dpm", "euler"])
+@pytest.mark.parametrize("name", ["dpm", "dpm-sde", "euler"])
 def test_generate_takes_the_new_schedulers(name, tmp_path, capsys):
     out = tmp_path / "v.gif"
     assert main(["generate", PROMPT, "--scheduler", name, "--steps", "2", "--passes", "0", "--out", str(out),
