@@ -13,6 +13,11 @@ FVD and caption accuracy from the attribute classifier, CLIPSIM, and the pixel c
 direction of motion). The same seed gives every sampler the same prompts and the same starting noise.
 Seconds per video is the generation time over the number of videos (batches of 16, ``--threads``).
 
+``--interpolation-clips N`` measures the interpolation stage alone instead, which the metrics above
+cannot see (they read 8 frames of each video, the keyframes): the true keyframes of N held-out clips are
+interpolated with each sampler at each step count (``evaluate_interpolation`` with the sampler swapped
+in), and the PSNR (dB) of the middle frames against the true frames is kept for both passes.
+
 Each finished run is written to the JSON at once and skipped when the command runs again, so an
 interrupted sweep resumes. ``--table`` prints the markdown table (mean and, over seeds, min-max) and
 ``--plot FILE`` draws quality against seconds per video, from the JSON alone.
@@ -53,6 +58,45 @@ def run_one(pipe, scheduler: str, steps: int, interpolation_steps: int, seed: in
             "fvd": g["fvd"], "clipsim": g["clipsim"], "caption_accuracy": g["caption_accuracy"],
             "color_accuracy": g["pixel"]["color_accuracy"], "direction_accuracy": g["pixel"]["direction_accuracy"],
             "background_flicker": g["pixel"]["background_flicker"]}
+
+
+def interpolation_quality(pipe, scheduler: str, steps: int, seed: int, num_clips: int) -> dict:
+    """PSNR of interpolating true keyframes of held-out clips with ``scheduler`` at ``steps`` steps per pass."""
+    import torch
+
+    from minifusion.pipelines.interpolation import interpolate_pass
+    from minifusion.pipeline import SCHEDULERS
+    from minifusion.training.recipes.interpolation_eval import evaluate_interpolation
+
+    name, extra = VARIANTS.get(scheduler, (scheduler, {}))
+    sampler = SCHEDULERS[name].from_config(pipe.interpolation_scheduler.config, **extra)
+    guidance = pipe.settings.interpolation_guidance_scale
+
+    def interpolate(latents, *, frame_skip, generator):
+        return interpolate_pass(pipe.interpolation_unet, sampler, latents, frame_skip=frame_skip,
+                                num_inference_steps=steps, guidance_scale=guidance, generator=generator,
+                                progress_bar_config={"disable": True})
+
+    start = time.perf_counter()
+    with torch.inference_mode():
+        r = evaluate_interpolation(pipe.interpolation_unet, pipe.interpolation_scheduler, pipe.autoencoder,
+                                   num_clips=num_clips, seed=seed, interpolate_fn=interpolate)
+    return {"scheduler": scheduler, "steps": steps, "seed": seed, "num_clips": num_clips,
+            "seconds": time.perf_counter() - start,
+            **{f"{k}_psnr_db": r[k]["psnr_db"] for k in ("pass1", "pass2") if r.get(k)},
+            **{f"{k}_latent_blend_psnr_db": r[k]["latent_blend_psnr_db"] for k in ("pass1", "pass2") if r.get(k)}}
+
+
+def interpolation_table(runs: list[dict]) -> str:
+    lines = ["| sampler | steps per pass | PSNR pass 1 (dB) | PSNR pass 2 (dB) |", "| --- | --- | --- | --- |"]
+    order = list(NAMES)
+    for r in sorted(runs, key=lambda r: (order.index(r["scheduler"]), r["steps"], r["seed"])):
+        lines.append(f"| {NAMES[r['scheduler']]} | {r['steps']} | {r['pass1_psnr_db']:.2f} | "
+                     f"{r['pass2_psnr_db']:.2f} |")
+    if runs:
+        lines.append(f"| latent blend of the keyframes (no model) | - | {runs[0]['pass1_latent_blend_psnr_db']:.2f} | "
+                     f"{runs[0]['pass2_latent_blend_psnr_db']:.2f} |")
+    return "\n".join(lines)
 
 
 def mean_caption_accuracy(run: dict) -> float:
@@ -145,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-videos", type=int, default=28)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoint", type=Path, default=None, help="pipeline folder (default: the shipped one)")
+    parser.add_argument("--interpolation-clips", type=int, default=None, metavar="N",
+                        help="measure the interpolation stage alone on N held-out clips (see above)")
     parser.add_argument("--table", action="store_true", help="print the table from the JSON and stop")
     parser.add_argument("--plot", type=Path, default=None, help="draw the plot from the JSON to this file and stop")
     args = parser.parse_args(argv)
@@ -152,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.table or args.plot:
         if args.table:
             print(table(data["runs"]))
+            print(interpolation_table(data.get("interpolation_runs", [])))
         if args.plot:
             plot(data["runs"], args.plot)
         return 0
@@ -168,6 +215,21 @@ def main(argv: list[str] | None = None) -> int:
     pipe.set_progress_bar_config(disable=True)
     metrics = ToyMetrics.from_pretrained()
     data.update(checkpoint=str(folder), num_videos=args.num_videos)
+    if args.interpolation_clips:
+        runs = data.setdefault("interpolation_runs", [])
+        done = {(r["scheduler"], r["steps"], r["seed"]) for r in runs if r["num_clips"] == args.interpolation_clips}
+        for seed in args.seeds:
+            for steps in args.steps:
+                for name in args.schedulers:
+                    if (name, steps, seed) in done:
+                        continue
+                    r = interpolation_quality(pipe, name, steps, seed, args.interpolation_clips)
+                    runs.append({**r, "command": " ".join(["python", *sys.argv])})
+                    args.json.write_text(json.dumps(data, indent=1) + "\n")
+                    print(f"{name:>7} {steps:>3} steps: PSNR pass 1 {r['pass1_psnr_db']:.2f} dB, "
+                          f"pass 2 {r['pass2_psnr_db']:.2f} dB ({r['seconds']:.0f} s)", flush=True)
+        print(interpolation_table(runs))
+        return 0
     spacing = args.timestep_spacing or pipe.scheduler.config["timestep_spacing"]
     done = {(r["scheduler"], r["steps"], r.get("interpolation_steps", r["steps"]), r.get("timestep_spacing", "leading"),
              r["seed"]) for r in data["runs"] if r["num_videos"] == args.num_videos}
