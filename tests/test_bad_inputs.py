@@ -43,7 +43,7 @@ from minifusion.data import ClipFolder, MovingShapes, parse_caption
 from minifusion.diffusion import DDIMScheduler, DDPMScheduler
 from minifusion.models import Autoencoder, AutoencoderConfig, KeyframeUNet, KeyframeUNetConfig, UNet, UNetConfig
 from minifusion.training import Trainer, TrainingConfig, TinyDenoiser, load_checkpoint, resolve_precision
-from minifusion.training.recipes import AutoencoderRecipe, KeyframesRecipe, load_recipe, train_stage
+from minifusion.training.recipes import AutoencoderRecipe, KeyframesRecipe, TextEncoderRecipe, load_recipe, train_stage
 
 pipe = FusionFramesPipeline.from_pretrained(pretrained())  # the shipped checkpoint (moving-shapes)
 pipe.set_progress_bar_config(disable=True)
@@ -334,6 +334,9 @@ ROWS: list[Row] = [
         "unknown AutoencoderRecipe keys ['epochs']; allowed: ['data', 'gradient_weight', …]"),
     Row(TRAIN, "recipe-value-wrong-type", 'load_recipe(AutoencoderRecipe, {"training": {"lr": "fast"}})',
         ValueError, "lr 'fast' is not allowed; it must be a number > 0"),
+    Row(TRAIN, "recipe-corruption-reversed", 'load_recipe(TextEncoderRecipe, {"min_corruption": 0.5, "max_corruption": 0.2})',
+        ValueError, "min_corruption 0.5 and max_corruption 0.2 are not allowed; they must satisfy "
+        "0 < min_corruption <= max_corruption < 1"),
     Row(TRAIN, "recipe-choice-unknown", 'load_recipe(KeyframesRecipe, {"loss_weighting": "snr"})', ValueError,
         "loss_weighting 'snr' is not allowed; it must be one of 'epsilon', 'v'"),
     Row(TRAIN, "recipe-a-list", "load_recipe(AutoencoderRecipe, [1, 2])", ValueError,
@@ -468,7 +471,11 @@ ROWS: list[Row] = [
     Row(OTHER_CLI, "no-command", (), 2, "error: the following arguments are required: COMMAND"),
     Row(OTHER_CLI, "command-unknown", ("frobnicate",), 2,
         "error: argument COMMAND: invalid choice: 'frobnicate' (choose from 'demo', 'render', 'generate', 'train', "
-        "'evaluate', 'ablate', 'bench')"),
+        "'evaluate', 'probe-text', 'evaluate-t2i', 'ablate', 'bench')"),
+    Row(OTHER_CLI, "probe-text-no-encoder", ("probe-text", "--checkpoint", "nowhere"), 2,
+        "error: no text encoder in 'nowhere': give a pipeline folder holding text_encoder/ or a text_encoder folder"),
+    Row(OTHER_CLI, "probe-text-too-few", ("probe-text", "--num-test", "3"), 2,
+        "error: argument --num-test: '3' must be an integer >= 10"),
     Row(OTHER_CLI, "render-split-unknown", ("render", "--out", "clips", "--split", "test"), 2,
         "error: split 'test' is not one of 'train', 'val', 'heldout'"),
     Row(OTHER_CLI, "render-size-too-small", ("render", "--out", "clips", "--size", "4"), 2,
