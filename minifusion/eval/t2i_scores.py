@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from minifusion.argtypes import int_at_least
 from minifusion.data.vocabulary import COLOR_NAMES, HELDOUT_COMBINATIONS, SHAPES
 from minifusion.eval.attribute_classifier import AttributeClassifier
 from minifusion.eval.pixel_metrics import dominant_color
@@ -114,13 +115,6 @@ def cmd_evaluate_t2i(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} must be an integer >= 1")
-    return n
-
-
 def add_evaluate_t2i_parser(sub) -> None:
     p = sub.add_parser("evaluate-t2i", help="colour and shape accuracy of a pipeline folder's text-to-image model",
                        description=cmd_evaluate_t2i.__doc__,
@@ -128,9 +122,9 @@ def add_evaluate_t2i_parser(sub) -> None:
     p.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
                    help="pipeline folder with autoencoder/, text_encoder/, unet/, scheduler/ (default: the shipped one)")
     p.add_argument("--no-compare", action="store_true", help="do not score the shipped T2I beside it")
-    p.add_argument("--samples-per-pair", type=_positive, default=4, metavar="N",
+    p.add_argument("--samples-per-pair", type=int_at_least(1), default=4, metavar="N",
                    help="images per (colour, shape) pair (default 4: 112 images)")
-    p.add_argument("--steps", type=_positive, default=25, help="DDIM steps (default 25)")
+    p.add_argument("--steps", type=int_at_least(1), default=25, help="DDIM steps (default 25)")
     p.add_argument("--guidance", type=float, default=5.0, help="guidance scale s (default 5, the t2i recipe's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the starting noise (default 0)")
     p.add_argument("--metrics", type=Path, default=None, metavar="DIR",

@@ -247,6 +247,17 @@ def prepare_recipe(recipe_class: type[R], stage: str, out_dir: str | os.PathLike
     return recipe
 
 
+def train_run(trainer, recipe, run: Path, *, resume: bool):
+    """Write the run's recipe (rank 0 only), train, and return (the ``TrainingResult``, the session's seconds)."""
+    import time
+
+    if trainer.is_main:
+        write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
+    start = time.perf_counter()
+    result = trainer.train(resume=resume)
+    return result, time.perf_counter() - start
+
+
 # -- scheduler config ----------------------------------------------------------------------------
 def save_scheduler_config(scheduler, out_dir: str | os.PathLike) -> Path:
     """``OUT/scheduler/scheduler_config.json``: the scheduler's class name and constructor arguments."""

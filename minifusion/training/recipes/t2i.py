@@ -26,7 +26,6 @@ from those parts (used for the grid and by notebook 06).
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,16 +45,15 @@ from minifusion.training.precision import resolve_device
 from minifusion.training.randomness import per_sample_bernoulli, per_sample_noise, per_sample_randint, seed_everything
 from minifusion.training.recipes.common import (
     METRICS_NAME,
-    RECIPE_NAME,
     DataOptions,
     FrameDataset,
     build_clips,
     cache_dir,
     load_scheduler,
     prepare_recipe,
-    recipe_to_dict,
     run_dir,
     save_scheduler_config,
+    train_run,
     write_json,
 )
 from minifusion.training.trainer import Trainer
@@ -189,11 +187,7 @@ def train_t2i(out_dir: str | Path, *, steps: int | None = None, config: T2IRecip
     task = T2ITask(scheduler, text_encoder, caption_dropout=recipe.caption_dropout)
     trainer = Trainer(unet, task, latents, recipe.training, run,
                       collate_fn=CaptionCollate(text_encoder.tokenizer))
-    if trainer.is_main:
-        write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
-    start = time.perf_counter()
-    result = trainer.train(resume=resume)
-    seconds = time.perf_counter() - start
+    result, seconds = train_run(trainer, recipe, run, resume=resume)
     if not trainer.is_main:  # under torchrun rank 0 alone writes the stage's files; the others wait for it
         return finish_stage(out_dir / "unet")
     if result.model_dir is None:

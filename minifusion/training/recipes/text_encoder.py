@@ -30,7 +30,6 @@ with the held-out token accuracy under corruption and without).
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,8 +45,7 @@ from minifusion.models.tokenizer import PAD_ID, UNK_ID, Tokenizer, moving_shapes
 from minifusion.training.config import TrainingConfig
 from minifusion.training.distributed import finish_stage
 from minifusion.training.randomness import sample_generators, seed_everything
-from minifusion.training.recipes.common import METRICS_NAME, RECIPE_NAME, prepare_recipe, recipe_to_dict, run_dir, \
-    write_json
+from minifusion.training.recipes.common import METRICS_NAME, prepare_recipe, run_dir, train_run, write_json
 from minifusion.training.trainer import Trainer
 
 STAGE = "text_encoder"
@@ -220,11 +218,7 @@ def train_text_encoder(out_dir: str | Path, *, steps: int | None = None,
                              vocab_size=encoder.tokenizer.vocab_size)
     trainer = Trainer({"text_encoder": encoder, "head": head}, task, corpus, recipe.training, run,
                       collate_fn=CaptionTokens(encoder.tokenizer))
-    if trainer.is_main:
-        write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
-    start = time.perf_counter()
-    result = trainer.train(resume=resume)
-    seconds = time.perf_counter() - start
+    result, seconds = train_run(trainer, recipe, run, resume=resume)
     if not trainer.is_main:
         return finish_stage(out_dir / STAGE)
     if result.model_dir is None:
