@@ -50,13 +50,14 @@ def worker(checkpoint: Path, frames: int, steps: int | None, interpolation_steps
     pipe = FusionFramesPipeline.from_pretrained(checkpoint)
     load_seconds = time.perf_counter() - start
     rss_after_load = peak_rss_bytes()
-    seconds = []
+    seconds, cpu_seconds = [], []
     for _ in range(2):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         out = pipe(PROMPT, num_keyframes=8, num_inference_steps=steps,
                    interpolation_num_inference_steps=interpolation_steps, interpolation_passes=PASSES[frames],
                    generator=torch.Generator().manual_seed(seed), output_type="np", scheduler=scheduler, progress=False)
         seconds.append(time.perf_counter() - start)
+        cpu_seconds.append(time.process_time() - cpu_start)
     if out.frames.shape[1] != frames:
         raise RuntimeError(f"asked for {frames} frames, the pipeline returned {out.frames.shape[1]}")
     return {
@@ -64,6 +65,9 @@ def worker(checkpoint: Path, frames: int, steps: int | None, interpolation_steps
         "shape": list(out.frames.shape),
         "seconds": seconds[0],  # the first call in the process, as `generate` makes it
         "warm_seconds": seconds[1],
+        # CPU time of the process: on one thread, what the call takes on an idle core (wall time counts neighbours)
+        "cpu_seconds": cpu_seconds[0],
+        "warm_cpu_seconds": cpu_seconds[1],
         "scheduler": scheduler or type(pipe.scheduler).__name__,
         "interpolation_scheduler": scheduler or type(pipe.interpolation_scheduler).__name__,
         "steps": steps or pipe.settings.num_inference_steps,

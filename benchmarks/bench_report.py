@@ -117,22 +117,23 @@ def _sampling(v: dict) -> str:
 
 
 def end_to_end_table(r: dict) -> str:
-    rows = [[f"{n} frames", f"{v['seconds']:.2f}", f"{v['warm_seconds']:.2f}", f"{v['load_seconds']:.2f}",
-             f"{v['peak_rss_bytes'] / 1e9:.2f}", f"{v['peak_rss_after_load_bytes'] / 1e9:.2f}", str(v["threads"])]
-            for n, v in r["videos"].items()]
+    rows = [[f"{n} frames", f"{v['seconds']:.2f}", f"{v['cpu_seconds']:.2f}", f"{v['warm_seconds']:.2f}",
+             f"{v['load_seconds']:.2f}", f"{v['peak_rss_bytes'] / 1e9:.2f}",
+             f"{v['peak_rss_after_load_bytes'] / 1e9:.2f}", str(v["threads"])] for n, v in r["videos"].items()]
     first = next(iter(r["videos"].values()))
     head = (f"End to end: {r['prompt']!r}, keyframe + interpolation steps per pass {_sampling(first)}, with "
             f"guidance, one fresh process per video ({r['checkpoint']})")
-    lines = [head, table(["video", "generate s", "warm s", "load s", "peak RSS GB", "RSS after load GB", "threads"],
-                         rows)]
+    lines = [head, table(["video", "generate s", "CPU s", "warm s", "load s", "peak RSS GB", "RSS after load GB",
+                          "threads"], rows)]
     if r.get("comparison"):
         c0 = r["comparison"][0]
         lines.append(f"29 frames, defaults ({_sampling(c0['default'])}) against {_sampling(c0['baseline'])}, "
                      "each in its own process:")
-        lines.append(table(["threads", "defaults s", "baseline s", "speed-up", "warm: defaults s", "baseline s",
-                            "speed-up"],
+        lines.append(table(["threads", "defaults s", "baseline s", "speed-up", "CPU s: defaults", "baseline",
+                            "warm: defaults s", "baseline s", "speed-up"],
                            [[str(c["threads"]), f"{c['default']['seconds']:.2f}", f"{c['baseline']['seconds']:.2f}",
-                             f"{c['speedup']:.2f}x", f"{c['default']['warm_seconds']:.2f}",
+                             f"{c['speedup']:.2f}x", f"{c['default']['cpu_seconds']:.2f}",
+                             f"{c['baseline']['cpu_seconds']:.2f}", f"{c['default']['warm_seconds']:.2f}",
                              f"{c['baseline']['warm_seconds']:.2f}", f"{c['warm_speedup']:.2f}x"]
                             for c in r["comparison"]]))
     return "\n".join(lines)

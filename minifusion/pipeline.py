@@ -66,10 +66,20 @@ MODEL_CLASSES = {"Autoencoder": Autoencoder, "TextEncoder": TextEncoder, "Keyfra
                  "InterpolationUNet": InterpolationUNet}
 
 
+def _select_frames(frames: Any, indices: list[int], output_type: str) -> Any:
+    """The frames at ``indices`` of decoded output: np (B, F, ...), pt (B, C, F, ...) or pil (lists per video).
+
+    The keyframes are taken from the decoded video rather than decoded again on their own: the same
+    frames the video shows (a temporal decoder sees their neighbours), for no extra decoding."""
+    if output_type == "pil":
+        return [[clip[i] for i in indices] for clip in frames]
+    return frames[:, :, indices] if output_type == "pt" else frames[:, indices]
+
+
 @dataclass
 class FusionFramesPipelineOutput:
     frames: Any  # the video in ``output_type`` (np: (B, F, H, W, C) in [0, 1])
-    keyframes: Any  # the decoded keyframes, same convention (B, K, ...)
+    keyframes: Any  # the keyframes as they appear in ``frames`` (the frames at keyframe_indices), same convention
     keyframe_indices: list[int]  # where the keyframes sit in ``frames`` (0, 4, 8, ... after one pass)
 
 
@@ -351,7 +361,7 @@ class FusionFramesPipeline:
             stride = (latents.shape[2] - 1) // (num_keyframes - 1)
             indices = list(range(0, latents.shape[2], stride))
             frames = self._postprocess(latents, output_type, decoder, chunk)
-            keyframe_out = self._postprocess(keyframes, output_type, decoder, chunk)
+            keyframe_out = keyframes if output_type == "latent" else _select_frames(frames, indices, output_type)
         if not return_dict:
             return frames, keyframe_out
         return FusionFramesPipelineOutput(frames=frames, keyframes=keyframe_out, keyframe_indices=indices)
