@@ -19,8 +19,8 @@ interpolated with each sampler at each step count (``evaluate_interpolation`` wi
 in), and the PSNR (dB) of the middle frames against the true frames is kept for both passes.
 
 Each finished run is written to the JSON at once and skipped when the command runs again, so an
-interrupted sweep resumes. ``--table`` prints the markdown table (mean and, over seeds, min-max) and
-``--plot FILE`` draws quality against seconds per video, from the JSON alone.
+interrupted sweep resumes. ``--table`` prints the markdown tables (mean and, over seeds, min-max) and
+``--plot FILE`` draws quality against U-Net calls per video, from the JSON alone.
 """
 
 from __future__ import annotations
@@ -144,6 +144,10 @@ def table(runs: list[dict]) -> str:
 
 
 def plot(runs: list[dict], path: Path) -> None:
+    """Quality against the cost of a video: U-Net calls per 29-frame video (keyframe + interpolation steps).
+
+    The x axis counts calls rather than the sweep's seconds, which followed the machine's load; on one
+    idle thread seconds grow linearly with the calls (``python -m minifusion bench`` measures two points)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,28 +155,31 @@ def plot(runs: list[dict], path: Path) -> None:
 
     rows = summary(runs)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    panels = (("fvd", "FVD (toy; lower is better)"), ("clipsim", "CLIPSIM (higher is better)"),
+              ("caption", "caption accuracy (higher is better)"))
     for name in NAMES:
         rs = [r for r in rows if r["scheduler"] == name and r["steps"] == r["interpolation_steps"]
               and r["spacing"] == "leading"]
         if not rs:
             continue
-        x = [r["seconds_per_video"][0] for r in rs]
-        for ax, key, label in zip(axes, ("fvd", "clipsim", "caption"),
-                                  ("FVD (toy; lower is better)", "CLIPSIM (higher is better)",
-                                   "caption accuracy (higher is better)")):
+        x = [2 * r["steps"] for r in rs]
+        for ax, (key, label) in zip(axes, panels):
             mean = [r[key][0] for r in rs]
             err = [[r[key][0] - r[key][1] for r in rs], [r[key][2] - r[key][0] for r in rs]]
             ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=NAMES[name])
             for r, xi, yi in zip(rs, x, mean):
                 ax.annotate(str(r["steps"]), (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=7)
-            ax.set_xscale("log")
-            ax.set_xlabel("seconds per 29-frame video (1 thread, batches of 16)")
-            ax.set_title(label, fontsize=9)
     for r in rows:  # the unequal splits (fewer interpolation steps: the video metrics read only keyframes)
         if r["steps"] != r["interpolation_steps"] and r["spacing"] == "leading" and len(r["seeds"]) > 1:
-            for ax, key in zip(axes, ("fvd", "clipsim", "caption")):
-                ax.plot(r["seconds_per_video"][0], r[key][0], "k*", ms=11,
+            for ax, (key, _) in zip(axes, panels):
+                ax.plot(r["steps"] + r["interpolation_steps"], r[key][0], "k*", ms=11,
                         label=f"{NAMES[r['scheduler']]} {r['steps']} + {r['interpolation_steps']}")
+    for ax, (_, label) in zip(axes, panels):
+        ax.set_xscale("log")
+        ax.set_xticks([10, 20, 30, 50, 100], ["10", "20", "30", "50", "100"])
+        ax.minorticks_off()
+        ax.set_xlabel("U-Net calls per 29-frame video (keyframe + interpolation steps)", fontsize=8)
+        ax.set_title(label, fontsize=9)
     axes[0].set_yscale("log")
     axes[0].legend(fontsize=7)
     fig.suptitle("samplers on the shipped checkpoint: numbers are steps per stage; bars span the seeds", fontsize=10)
