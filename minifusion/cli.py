@@ -280,9 +280,11 @@ figures (one table per section; JSON keys in brackets):
     guided batch), GFLOP per video, seconds inside the U-Net, wall seconds. Ratios MFI / FusionFrames
     of U-Net time (target >= 3.5x), wall time, FLOPs, and items per call (29 / 7).
   end to end [end_to_end]: the shipped checkpoint (or --checkpoint) generates a 29-frame and a
-    113-frame video from a prompt, 25 keyframe + 25 interpolation steps per pass with guidance, each
-    in a fresh process: generation seconds (target < 2 s for 29 frames), load seconds, and the
-    process's peak resident memory (VmHWM; target < 2 GB for 113 frames).
+    113-frame video from a prompt with the checkpoint's own samplers and step counts (model_index.json;
+    benchmarks/bench_end_to_end.py --scheduler / --steps override them) and guidance, and the
+    29-frame video again with 25 + 25 DDIM steps for comparison, each in a fresh process: generation
+    seconds (target < 2 s for 29 frames), load seconds, and the process's peak resident memory
+    (VmHWM; target < 2 GB for 113 frames).
   data [data]: Moving Shapes clips (8 frames of 64x64) rendered per second on one thread (target 500).
   cuda [cuda], only with a GPU: a wider keyframe U-Net (widths 128, 256, 512) training and sampling
     steps in fp32 and under bf16 / fp16 autocast: ms, TFLOP/s, peak GPU memory, speed-up over fp32
