@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="keyframe steps (default: the checkpoint's)")
     parser.add_argument("--interpolation-steps", type=int, default=None,
                         help="steps per pass (default: --steps, or the checkpoint's)")
-    parser.add_argument("--scheduler", choices=("dpm", "euler", "ddim", "ddpm"), default=None,
+    parser.add_argument("--scheduler", choices=("dpm", "dpm-sde", "euler", "ddim", "ddpm"), default=None,
                         help="sampler for both stages (default: the checkpoint's)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)

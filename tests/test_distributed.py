@@ -9,6 +9,7 @@ thread each). ``python tests/test_distributed.py SCENARIO OUT`` is the worker sc
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import os
 import shutil
@@ -121,6 +122,12 @@ def scenario(out: Path) -> None:
     torch.set_num_threads(1)
     ctx = distributed.init_distributed()
     seen: dict = {"world_size": ctx.world_size}
+    progress = out / f"rank{ctx.rank}.progress"
+
+    def reached(phase: str) -> None:  # where each rank got to, for the failure message
+        with progress.open("a") as f:
+            f.write(phase + "\n")
+
     cfg = make_config(steps=6, batch_size=4, grad_accum_steps=2, checkpoint_every=2, ema_decay=0.9)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -129,11 +136,14 @@ def scenario(out: Path) -> None:
     seen["warnings"] = [str(w.message) for w in caught]
     if ctx.is_main:
         torch.save(trainer.model.state_dict(), out / "skip_weights.pt")
+    del trainer
+    reached("skip")
     try:
         Trainer(make_model(), NaNAtSamples(task(), range(8, 1000)), ToyVideos(16), cfg.replace(max_nan_skips=2),
                 out / "stop").train()
     except FloatingPointError as e:
         seen["stop"] = str(e)
+    reached("stop")
 
     def no_space(path, data):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -144,8 +154,14 @@ def scenario(out: Path) -> None:
         Trainer(make_model(), task(), ToyVideos(16), cfg.replace(steps=4), out / "full").train(resume=True)
     except OSError as e:
         seen["write"] = f"{type(e).__name__}: {e}"
+    reached("write")
     (out / f"rank{ctx.rank}.json").write_text(json.dumps(seen))
+    # Free the Trainers (and their DDP reducers) and meet before leaving the group: a rank that tears
+    # its gloo group down while the other still talks to it, or frees a reducer after, can abort.
+    gc.collect()
+    distributed.barrier()
     distributed.shutdown()
+    reached("shutdown")
 
 
 class NaNAtSamples:
@@ -164,7 +180,10 @@ def test_nan_on_one_rank_and_a_failed_write_on_rank_0_stop_every_rank(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", __file__,
            "scenario", str(tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    reached = {r: (tmp_path / f"rank{r}.progress").read_text().split() if (tmp_path / f"rank{r}.progress").is_file()
+               else [] for r in (0, 1)}
+    assert proc.returncode == 0, f"phases each rank finished: {reached}\n" + (proc.stdout + proc.stderr)[-3000:]
+    assert reached == {0: ["skip", "stop", "write", "shutdown"], 1: ["skip", "stop", "write", "shutdown"]}
     rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert rank0["world_size"] == 2
     # sample 13 is in rank 1's first micro-batch of step 2: both ranks skip step 2, rank 0 says where

@@ -505,3 +505,29 @@ def test_half_precision_files_are_half_the_size_and_load_as_float32(tmp_path):
             torch.testing.assert_close(p, original[key].half().float())  # exactly the fp16 rounding
     with pytest.raises(ValueError, match="dtype must be a floating-point torch.dtype"):
         pipe.save_pretrained(tmp_path / "bad", dtype=torch.int8)
+
+
+def test_sampling_scheduler_config_keeps_the_trained_schedule_and_converts_back():
+    from minifusion.diffusion import DPMSolverMultistepScheduler
+    from minifusion.pipelines.model_index import sampling_scheduler_config
+
+    trained = DDPMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction")
+    config = sampling_scheduler_config(trained)
+    assert config["_class_name"] == "DPMSolverMultistepScheduler"
+    assert config["algorithm_type"] == "sde-dpmsolver++" and config["solver_order"] == 2
+    assert config["prediction_type"] == "v_prediction" and config["beta_schedule"] == "squaredcos_cap_v2"
+    sampler = DPMSolverMultistepScheduler.from_config({k: v for k, v in config.items() if k != "_class_name"})
+    torch.testing.assert_close(sampler.alphas_cumprod, trained.alphas_cumprod, rtol=0, atol=0)
+    back = DDPMScheduler.from_config(sampler.config)  # what a training stage reads back
+    assert back.config == trained.config
+
+
+def test_shipped_checkpoint_samples_with_the_measured_defaults():
+    index = json.loads((pretrained() / "model_index.json").read_text())
+    assert index["components"]["scheduler"] == index["components"]["interpolation_scheduler"] == \
+        "DPMSolverMultistepScheduler"
+    assert index["settings"]["num_inference_steps"] == 15
+    assert index["settings"]["interpolation_num_inference_steps"] == 5
+    for name in ("scheduler", "interpolation_scheduler"):
+        config = json.loads((pretrained() / name / "scheduler_config.json").read_text())
+        assert config["algorithm_type"] == "sde-dpmsolver++"

@@ -311,11 +311,11 @@ def test_interpolation_stage_writes_its_parts_and_psnr(trained):
     assert model.config.frames_per_pair == 3 and model.config.in_channels == 20 and model.config.out_channels == 12
     assert model.config.prediction_type == "v_prediction"
     sched = json.loads((out / "interpolation_scheduler" / "scheduler_config.json").read_text())
-    assert sched["_class_name"] == "DDPMScheduler" and sched["prediction_type"] == "v_prediction"
-    assert sched["beta_schedule"] == "squaredcos_cap_v2"
+    assert sched["_class_name"] == "DPMSolverMultistepScheduler" and sched["prediction_type"] == "v_prediction"
+    assert sched["algorithm_type"] == "sde-dpmsolver++" and sched["beta_schedule"] == "squaredcos_cap_v2"
     index = json.loads(trained.index_before_mfi)
     assert index["components"]["interpolation_unet"] == "InterpolationUNet"
-    assert index["components"]["interpolation_scheduler"] == "DDPMScheduler"
+    assert index["components"]["interpolation_scheduler"] == "DPMSolverMultistepScheduler"
     assert index["settings"]["latent_range"] > 0 and index["settings"]["keyframe_frame_skip"] == 4
     metrics = json.loads((out / "runs" / "interpolation" / "metrics.json").read_text())
     assert metrics["step"] == 3 and metrics["passes_trained"] == 2 and metrics["train_clips"] == 4

@@ -87,7 +87,9 @@ def test_t2i_stage_writes_everything_needed_to_sample(pipeline_dir):
     assert "circle" in te.tokenizer.vocab and "light" in te.tokenizer.vocab  # the whole Moving Shapes grammar
     assert unet.config.sample_size == 8  # 16x16 frames through a 2x autoencoder
     scheduler = load_scheduler(pipeline_dir)
-    assert type(scheduler).__name__ == "DDPMScheduler"
+    # the pipeline's sampler (SDE-DPM-Solver++) on the schedule the U-Net was trained with
+    assert type(scheduler).__name__ == "DPMSolverMultistepScheduler"
+    assert scheduler.config["algorithm_type"] == "sde-dpmsolver++"
     assert scheduler.config["beta_schedule"] == "squaredcos_cap_v2" and scheduler.config["prediction_type"] == "epsilon"
     assert (pipeline_dir / "runs" / "t2i" / "samples.png").is_file()
     kwargs = dict(scheduler=parts["scheduler"], num_inference_steps=2, guidance_scale=3.0)

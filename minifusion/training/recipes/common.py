@@ -260,9 +260,11 @@ def train_run(trainer, recipe, run: Path, *, resume: bool):
 
 # -- scheduler config ----------------------------------------------------------------------------
 def save_scheduler_config(scheduler, out_dir: str | os.PathLike) -> Path:
-    """``OUT/scheduler/scheduler_config.json``: the scheduler's class name and constructor arguments."""
-    return write_json(Path(out_dir) / "scheduler" / SCHEDULER_CONFIG_NAME,
-                      {"_class_name": type(scheduler).__name__, **scheduler.config})
+    """``OUT/scheduler/scheduler_config.json``: the pipeline's sampler for a model trained with ``scheduler``
+    (its noise schedule and prediction type; ``sampling_scheduler_config``)."""
+    from minifusion.pipelines.model_index import sampling_scheduler_config
+
+    return write_json(Path(out_dir) / "scheduler" / SCHEDULER_CONFIG_NAME, sampling_scheduler_config(scheduler))
 
 
 def load_scheduler(out_dir: str | os.PathLike, scheduler_class=None):

@@ -19,7 +19,7 @@ keyframes are noised to t_p with the same cosine schedule ("conditional frame pe
 pipeline's context guidance). Loss: MSE to v (v-prediction). The inputs are laid out exactly as
 ``minifusion.pipelines.interpolation.interpolate_pass`` lays them out (``build_interpolation_input``).
 
-Writes ``OUT/interpolation_unet/`` (EMA weights), ``OUT/interpolation_scheduler/`` (DDPM, cosine,
+Writes ``OUT/interpolation_unet/`` (EMA weights), ``OUT/interpolation_scheduler/`` (its sampler: cosine,
 v), updates ``OUT/model_index.json`` and ``OUT/runs/interpolation/`` whose ``metrics.json`` holds
 ``evaluate_interpolation``: PSNR of the interpolated middle frames of held-out clips against the
 rendered truth, next to a pixel-space linear blend of the two keyframes and the autoencoder's own
@@ -45,7 +45,12 @@ from torch.utils.data import Dataset
 from minifusion.diffusion import DDIMScheduler, DDPMScheduler, sample_range_from_data
 from minifusion.models.interpolation_unet import InterpolationUNet
 from minifusion.pipelines.interpolation import interpolate_pass, pair_conditioning
-from minifusion.pipelines.model_index import MODEL_INDEX_NAME, SCHEDULER_CONFIG_NAME, write_model_index
+from minifusion.pipelines.model_index import (
+    MODEL_INDEX_NAME,
+    SCHEDULER_CONFIG_NAME,
+    sampling_scheduler_config,
+    write_model_index,
+)
 from minifusion.training.checkpointing import list_checkpoints
 from minifusion.training.config import TrainingConfig
 from minifusion.training.distributed import finish_stage
@@ -298,7 +303,8 @@ def encode_windows(recipe: InterpolationRecipe, autoencoder, out_dir: Path, devi
 
 
 def save_scheduler(scheduler, folder: Path) -> Path:
-    return write_json(folder / SCHEDULER_CONFIG_NAME, {"_class_name": type(scheduler).__name__, **scheduler.config})
+    """``folder/scheduler_config.json``: the pipeline's sampler for a model trained with ``scheduler``."""
+    return write_json(folder / SCHEDULER_CONFIG_NAME, sampling_scheduler_config(scheduler))
 
 
 
