@@ -177,3 +177,32 @@ def test_checkpoints_saved_before_the_pooling_field_load_without_it(tmp_path):
     assert loaded.config.temporal_text_pooling is False and KeyframeUNet().config.temporal_text_pooling is True
     x, t, text = inputs()
     assert torch.equal(loaded(x, t, text), model(x, t, text))
+
+
+# -- full spatio-temporal attention (spatiotemporal_attention_size) ------------------------------------
+def test_spatiotemporal_attention_starts_as_t2i_and_reaches_other_pixels_of_other_frames():
+    unet = t2i()
+    model = KeyframeUNet.from_t2i(unet, spatiotemporal_attention_size=4).eval()  # the 4x4 level of an 8x8 input
+    kinds = {k: type(b.branch).__name__ for k, b in model.temporal_blocks.items() if "Attention" in type(b.branch).__name__}
+    assert kinds and set(kinds.values()) == {"SpatioTemporalAttention"}
+    assert set(type(b.branch).__name__ for b in KeyframeUNet.from_t2i(unet).temporal_blocks.values()) == \
+        {"TemporalConv1d", "TemporalAttention"}
+    x, t, text = inputs()
+    out = model(x, t, text)
+    for f in range(x.shape[2]):
+        torch.testing.assert_close(out[:, :, f], unet(x[:, :, f], t, text), atol=1e-5, rtol=0)
+    # with only the attention blocks trained, a change at one pixel of frame 0 reaches the opposite corner of
+    # frame 3 through them (per-pixel temporal attention alone would reach it only through spatial layers)
+    randomize_temporal(model)
+    x2 = x.clone()
+    x2[0, :, 0, 0, 0] += 1.0
+    diff = (model(x2, t, text) - model(x, t, text)).abs()
+    assert diff[0, :, 3, -1, -1].sum() > 1e-6 and diff[1].sum() == 0
+
+
+def test_spatiotemporal_attention_size_must_be_a_non_negative_integer():
+    from minifusion.models import KeyframeUNetConfig
+
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="spatiotemporal_attention_size"):
+            KeyframeUNet(KeyframeUNetConfig(**TINY, spatiotemporal_attention_size=bad))

@@ -8,6 +8,7 @@ import torch
 from minifusion.nn import (
     AlphaMerge,
     AlphaMergedTemporal,
+    SpatioTemporalAttention,
     TemporalAttention,
     TemporalConv1d,
     TemporalConv3d,
@@ -31,10 +32,11 @@ def _make(kind, **kw):
         "conv3d": lambda: TemporalConv3d(8, norm_groups=2, **kw),
         "attn": lambda: TemporalAttention(8, head_dim=4, norm_groups=2, **kw),
         "window": lambda: WindowedTemporalAttention(8, head_dim=4, norm_groups=2, **kw),
+        "full": lambda: SpatioTemporalAttention(8, head_dim=4, norm_groups=2, **kw),
     }[kind]()
 
 
-KINDS = ["conv1d", "conv3d", "attn", "window"]
+KINDS = ["conv1d", "conv3d", "attn", "window", "full"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -52,6 +54,7 @@ REACH = {
     "conv3d": ({0, 1, 2}, {(i, j) for i in range(3) for j in range(3)}),
     "attn": ({0, 1, 2, 3, 4}, {(1, 1)}),
     "window": ({0, 1, 2, 3, 4}, {(0, 0), (0, 1), (1, 0), (1, 1)}),
+    "full": ({0, 1, 2, 3, 4}, {(i, j) for i in range(4) for j in range(6)}),
 }
 
 
@@ -144,3 +147,23 @@ def test_conv_over_frames_falls_back_to_the_module_for_other_layouts():
     conv = torch.nn.Conv3d(2, 2, 3, padding=0)  # "valid" padding: not the same-size case
     x = torch.randn(1, 2, 5, 6, 6)
     torch.testing.assert_close(conv_over_frames(conv, x), conv(x))
+
+
+def test_spatiotemporal_attention_is_softmax_attention_over_every_token_with_frame_and_pixel_codes():
+    layer = _randomize(SpatioTemporalAttention(8, head_dim=4, norm_groups=2)).eval()
+    x = torch.randn(2, 8, 3, 2, 4)
+    b, c, f, h, w = x.shape
+    tokens = layer.norm(x, None).permute(0, 2, 3, 4, 1).reshape(b, f, h * w, c)  # (B, F, HW, C)
+    tokens = (tokens + layer.frame_code(f, x)[:, None] + layer.pixel_code(h, w, x)).reshape(b, f * h * w, c)
+    q, k, v = layer.to_qkv(tokens).chunk(3, dim=-1)  # heads of 4 channels: (B, L, 8) each
+    heads = []
+    for i in range(2):
+        sl = slice(4 * i, 4 * i + 4)
+        weights = torch.softmax(q[..., sl] @ k[..., sl].transpose(1, 2) / 2.0, dim=-1)  # 1 / sqrt(4)
+        heads.append(weights @ v[..., sl])
+    expected = layer.to_out(torch.cat(heads, -1)).reshape(b, f, h, w, c).permute(0, 4, 1, 2, 3)
+    torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+    # the pixel code: rows in the first half of the channels, columns in the second, distinct for every pixel
+    code = layer.pixel_code(h, w, x)  # (H*W, C)
+    assert code.shape == (h * w, c) and len({tuple(r) for r in code.round(decimals=5).tolist()}) == h * w
+    torch.testing.assert_close(code.reshape(h, w, c)[:, 0, :4], code.reshape(h, w, c)[:, 3, :4])

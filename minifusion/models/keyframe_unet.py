@@ -35,6 +35,12 @@ move as prompted. The paper's frozen encoder is a large pretrained language mode
 separates such words; a trainable pooling is the small-scale stand-in. It is a new (temporal)
 parameter, so the spatial layers and the text encoder stay frozen.
 
+Full spatio-temporal attention (``spatiotemporal_attention_size``, off by default). A departure
+from the paper's four variants for the toy scale: at the low-resolution levels the temporal
+attention becomes attention over every pixel of every keyframe, with a code of each token's frame
+and pixel (``SpatioTemporalAttention``). The per-pixel parts cannot place or move an object (their
+norm's text scale and shift is the same at every pixel); see docs/motion.md for the measurements.
+
 Shapes: ``sample`` (B, C, F, H, W) -> (B, C_out, F, H, W). Spatial layers run on the frames
 folded into the batch, ``rearrange(x, "b c f h w -> (b f) c h w")``; temporal layers on the
 video. Frames of different videos never mix.
@@ -55,6 +61,7 @@ from minifusion.nn import (
     AttentionPooling,
     BottleneckResBlock,
     FramePositionEmbedding,
+    SpatioTemporalAttention,
     TemporalAttention,
     TemporalConv1d,
     TemporalConv3d,
@@ -83,6 +90,9 @@ class KeyframeUNetConfig(UNetConfig):
     attention_window: int = 2  # window side of "conv1d_attn3d_blocks" attention (window x window x F)
     num_frames: int = 8  # frames used by example_inputs()
     temporal_text_pooling: bool = True  # temporal parts get their own trainable pooled text (docstring)
+    # the attention-variant's temporal attention becomes full spatio-temporal attention (SpatioTemporalAttention)
+    # at the levels whose feature maps are at most this many pixels on a side; 0 = never (the paper's variants)
+    spatiotemporal_attention_size: int = 0
 
 
 class KeyframeUNet(UNet):
@@ -95,6 +105,10 @@ class KeyframeUNet(UNet):
         super().__init__(config)
         cfg = self.config
         check_temporal(cfg.temporal)
+        size = cfg.spatiotemporal_attention_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"spatiotemporal_attention_size {size!r} is not allowed; it must be an integer >= 0 "
+                             "(0 = off; N = full spatio-temporal attention at levels at most N pixels on a side)")
         self.frame_position_embedding = FramePositionEmbedding(
             cfg.block_out_channels[0] + cfg.block_out_channels[0] % 2, self.time_embed_dim
         )
@@ -110,17 +124,19 @@ class KeyframeUNet(UNet):
         cls = TemporalConv3d if kind.startswith("conv3d") else TemporalConv1d
         return TemporalResidual(cls(width, norm_groups=cfg.norm_groups, embed_dim=self.time_embed_dim))
 
-    def _attention(self, width: int) -> nn.Module:
+    def _attention(self, width: int, level: int = 0) -> nn.Module:  # level 0 = full resolution
         cfg = self.config
         kwargs = dict(head_dim=cfg.temporal_head_dim or cfg.attention_head_dim, norm_groups=cfg.norm_groups,
                       embed_dim=self.time_embed_dim)
+        if cfg.spatiotemporal_attention_size and (cfg.sample_size >> level) <= cfg.spatiotemporal_attention_size:
+            return TemporalResidual(SpatioTemporalAttention(width, **kwargs))
         if cfg.temporal == "conv1d_attn3d_blocks":
             return TemporalResidual(WindowedTemporalAttention(width, window=cfg.attention_window, **kwargs))
         return TemporalResidual(TemporalAttention(width, **kwargs))
 
     def _add_temporal_parts(self) -> None:
         inside = self.config.temporal == "conv1d_attn1d_layers"
-        for key, _, level in self.named_levels():
+        for key, index, level in self.named_levels():
             for j, layer in enumerate(level.layers):
                 if isinstance(layer, BottleneckResBlock):
                     if inside:  # after each of the two 3x3 convs, at the hidden width
@@ -130,9 +146,9 @@ class KeyframeUNet(UNet):
                         self.temporal_blocks[f"{key}_{j}"] = self._conv(layer.out_channels)
                 elif isinstance(layer, AttentionBlock) and not layer.is_cross_attention:
                     if inside:
-                        layer.temporal_layers["attention"] = self._attention(layer.channels)
+                        layer.temporal_layers["attention"] = self._attention(layer.channels, index)
                     else:
-                        self.temporal_blocks[f"{key}_{j}"] = self._attention(layer.channels)
+                        self.temporal_blocks[f"{key}_{j}"] = self._attention(layer.channels, index)
 
     @classmethod
     def from_t2i(cls, unet: UNet, temporal: str = "conv1d_attn1d_blocks", **config_overrides) -> "KeyframeUNet":

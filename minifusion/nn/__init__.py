@@ -18,6 +18,7 @@ from minifusion.nn.sampling import Downsample, Upsample
 from minifusion.nn.temporal import (
     AlphaMerge,
     AlphaMergedTemporal,
+    SpatioTemporalAttention,
     TemporalAttention,
     TemporalConv1d,
     TemporalConv3d,
@@ -39,6 +40,7 @@ __all__ = [
     "ConvBlock",
     "Downsample",
     "FramePositionEmbedding",
+    "SpatioTemporalAttention",
     "TemporalAttention",
     "TemporalConv1d",
     "TemporalConv3d",

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
+from einops import rearrange, repeat
 from torch import nn
 
 from minifusion.nn.attention import scaled_dot_product_attention
@@ -287,6 +287,47 @@ class WindowedTemporalAttention(_TokenAttention):
         return rearrange(
             out, "(b h w) (f p1 p2) c -> b c f (h p1) (w p2)", b=b, h=h // p, w=w // p, f=f, p1=p, p2=p
         )
+
+
+class SpatioTemporalAttention(_TokenAttention):
+    """Full attention over a video: every pixel of every frame attends to all F * H * W tokens.
+
+    Tokens carry the frame-index code and a fixed 2-D sinusoidal code of their pixel (row and
+    column, each in half of the channels), so the layer knows *where* a token is, not only when:
+    what placing an object along a path needs. The per-pixel ``TemporalAttention`` sees one pixel
+    over time and the conditional norm's scale and shift are the same at every pixel, so the
+    temporal parts built from them cannot move an object the frozen spatial layers drew.
+    Cost grows with (F H W)^2: meant for the low-resolution levels (8 x 8 x 8 frames = 512 tokens).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        num_heads: int | None = None,
+        head_dim: int | None = None,
+        norm_groups: int = 8,
+        embed_dim: int | None = None,
+        zero_init: bool = True,
+    ):
+        super().__init__(channels, num_heads, head_dim, norm_groups, embed_dim, zero_init)
+
+    def pixel_code(self, h: int, w: int, x: torch.Tensor) -> torch.Tensor:
+        """(H * W, C): sinusoidal code of the row in the first half of the channels, of the column in the rest."""
+        half = self.channels // 2
+        rows = sinusoidal_embedding(torch.arange(h, device=x.device), half + half % 2)[:, :half]  # (H, C/2)
+        cols = sinusoidal_embedding(torch.arange(w, device=x.device), self.channels - half + (self.channels - half) % 2)
+        cols = cols[:, : self.channels - half]  # (W, C - C/2)
+        code = torch.cat([repeat(rows, "h c -> h w c", w=w), repeat(cols, "w c -> h w c", h=h)], dim=-1)
+        return rearrange(code, "h w c -> (h w) c").to(x.dtype)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
+        check_video(x, self.channels, type(self).__name__)
+        b, _, f, h, w = x.shape
+        tokens = rearrange(self.norm(x, emb), "b c f h w -> b f (h w) c")
+        tokens = tokens + self.frame_code(f, x)[:, None, :] + self.pixel_code(h, w, x)  # (B, F, H*W, C)
+        out = self.attend(rearrange(tokens, "b f q c -> b (f q) c"))  # (B, F*H*W, C)
+        return rearrange(out, "b (f h w) c -> b c f h w", f=f, h=h, w=w)
 
 
 class AlphaMerge(nn.Module):

@@ -1,0 +1,223 @@
+"""Debug the keyframe model's motion: overfit one batch, then the simplest case, lever by lever.
+
+    python benchmarks/motion_levers.py --out runs/levers/overfit-base --case overfit --steps 600
+    python benchmarks/motion_levers.py --out runs/levers/overfit-spatial --case overfit --train-spatial
+    python benchmarks/motion_levers.py --out runs/levers/... --resume      # continues a stopped run
+
+The keyframe model starts from the T2I model trained on the frozen text-only encoder
+(``data_samples/checkpoints/t2i-text-only``: its autoencoder, text encoder and U-Net). Cases:
+
+- ``overfit``: one batch of four clips, "a red circle moves right / left / up / down", trained on
+  again and again (fresh noise and timesteps each step). A model that cannot memorise four clips
+  has a wiring problem, not a data or compute problem;
+- ``simple``: one colour and one shape, the path always centred in the frame, the 4 axis
+  directions (``--clips`` clips): the word alone decides where the object is in every keyframe.
+
+Every ``--check-every`` steps the run writes to ``OUT/levers.csv``: the training loss (mean since
+the last check), the word-flip probe (``minifusion.eval.word_flip``: how much the predicted clean
+keyframes get worse when "right" is replaced by "left", per noise level) on the first four clips,
+and the pixel direction of sampled keyframes (the four prompts x ``--samples`` seeds, DDIM, guidance 5)
+with a frame strip ``OUT/samples_STEP.png``. ``OUT/state.pt`` (atomic) lets ``--resume`` continue.
+One torch thread by default: run several levers side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from minifusion.argtypes import int_at_least
+
+AXIS = ("right", "left", "up", "down")
+CHECKPOINT = Path(__file__).resolve().parents[1] / "data_samples" / "checkpoints" / "t2i-text-only"
+FRAME_SKIP, NUM_KEYFRAMES = 4, 8
+COLUMNS = ("step", "loss", "seconds", "direction_accuracy", "moving_fraction", "color_accuracy",
+           "background_flicker", "found", "flip_ratio_999", "flip_ratio_950", "flip_ratio_850", "flip_ratio_700",
+           "flip_ratio_500", "flip_ratio_250", "flip_change_999", "flip_change_850", "flip_change_500")
+
+
+def render_clips(case: str, num_clips: int, seed: int, color: str, shape: str) -> tuple[torch.Tensor, list[str]]:
+    """(N, 3, K, 64, 64) keyframe clips in [-1, 1] and their captions."""
+    from minifusion.data.clips import make_params
+    from minifusion.data.render import render_clip
+
+    videos, captions = [], []
+    n = len(AXIS) if case == "overfit" else num_clips
+    for i in range(n):
+        direction = AXIS[i % len(AXIS)]
+        params = make_params(color=color, shape=shape, motion="moves", direction=direction,
+                             num_frames=NUM_KEYFRAMES, frame_skip=FRAME_SKIP, seed=seed * 100003 + i)
+        if case == "simple":  # the same path for every clip of a direction: centred in the frame
+            track = params.objects[0]
+            span = params.duration
+            centre = (0.5 - track.velocity[0] * span / 2, 0.5 - track.velocity[1] * span / 2)
+            params = dataclasses.replace(params, objects=(dataclasses.replace(track, position=centre),))
+        videos.append(render_clip(params, params.times, 64))
+        captions.append(params.caption)
+    return torch.stack(videos), captions
+
+
+def load_parts(checkpoint: Path):
+    from minifusion.diffusion import DDPMScheduler
+    from minifusion.models import Autoencoder, TextEncoder, UNet
+
+    config = json.loads((checkpoint / "scheduler" / "scheduler_config.json").read_text())
+    config.pop("_class_name", None)
+    return (Autoencoder.from_pretrained(checkpoint / "autoencoder").eval(),
+            TextEncoder.from_pretrained(checkpoint / "text_encoder").eval(),
+            UNet.from_pretrained(checkpoint / "unet"), DDPMScheduler.from_config(config))
+
+
+def build_model(unet, args):
+    from minifusion.models import KeyframeUNet
+
+    torch.manual_seed(args.seed)
+    model = KeyframeUNet.from_t2i(unet, temporal=args.temporal, num_frames=NUM_KEYFRAMES,
+                                  sample_size=unet.config.sample_size, temporal_text_pooling=True,
+                                  spatiotemporal_attention_size=args.spatiotemporal_size)
+    model.freeze_spatial()
+    if args.train_spatial:
+        model.requires_grad_(True)
+    return model
+
+
+def sample_and_score(model, autoencoder, text_encoder, scheduler, args, step: int, out: Path) -> dict:
+    from minifusion.diffusion import DDIMScheduler
+    from minifusion.eval import motion_report
+    from minifusion.pipeline import FusionFramesPipeline
+    from minifusion.pipelines import PipelineSettings
+    from minifusion.viz import show_frames
+
+    prompts = [f"a {args.color} {args.shape} moves {d}" for d in AXIS for _ in range(args.samples)]
+    settings = PipelineSettings(latent_range=args.latent_range, keyframe_frame_skip=FRAME_SKIP)
+    pipe = FusionFramesPipeline(autoencoder=autoencoder, text_encoder=text_encoder, keyframe_unet=model,
+                                scheduler=DDIMScheduler.from_config(scheduler.config), settings=settings)
+    was_training = model.training
+    try:
+        videos = pipe(prompts, num_keyframes=NUM_KEYFRAMES, num_inference_steps=20, guidance_scale=5.0,
+                      interpolation_passes=0, output_type="pt", progress=False,
+                      generator=torch.Generator().manual_seed(0)).keyframes  # (B, 3, K, H, W) in [0, 1]
+    finally:
+        model.train(was_training)
+    directions = [p.rsplit(" ", 1)[1] for p in prompts]
+    report = motion_report(videos, [args.color] * len(prompts), directions, value_range=(0.0, 1.0))
+    titles = [f"{p} -> {d}" for p, d in zip(prompts, report["directions"])]
+    fig = show_frames(videos, titles=titles, value_range=(0, 1))
+    fig.savefig(out / f"samples_{step:05d}.png", dpi=60, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="run folder (levers.csv, samples_*.png, state.pt)")
+    parser.add_argument("--case", choices=("overfit", "simple"), default="overfit")
+    parser.add_argument("--clips", type=int_at_least(4), default=256, help="clips of the simple case")
+    parser.add_argument("--steps", type=int_at_least(1), default=600)
+    parser.add_argument("--batch-size", type=int_at_least(1), default=4)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--check-every", type=int_at_least(1), default=100)
+    parser.add_argument("--samples", type=int_at_least(1), default=2, help="sampled videos per direction per check")
+    parser.add_argument("--temporal", default="conv1d_attn1d_blocks", help="keyframe U-Net temporal variant")
+    parser.add_argument("--spatiotemporal-size", type=int_at_least(0), default=0,
+                        help="full spatio-temporal attention at levels at most this many pixels on a side (0 = off)")
+    parser.add_argument("--train-spatial", action="store_true", help="train the T2I (spatial) weights too")
+    parser.add_argument("--caption-dropout", type=float, default=0.1)
+    parser.add_argument("--color", default="red")
+    parser.add_argument("--shape", default="circle")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int_at_least(1), default=1)
+    parser.add_argument("--checkpoint", type=Path, default=CHECKPOINT, help="folder with autoencoder, "
+                        "text_encoder, unet, scheduler (default: data_samples/checkpoints/t2i-text-only)")
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from minifusion.eval.word_flip import word_flip_effect
+    from minifusion.training.checkpointing import atomic_write_bytes
+
+    out = args.out
+    if (out / "state.pt").is_file() and not args.resume:
+        raise SystemExit(f"{out} already holds a run; pass --resume or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    autoencoder, text_encoder, unet, scheduler = load_parts(args.checkpoint)
+    videos, captions = render_clips(args.case, args.clips, args.seed, args.color, args.shape)
+    with torch.no_grad():
+        latents = autoencoder.encode(videos, chunk_size=64)  # (N, C, K, h, w)
+    args.latent_range = float(latents.abs().flatten().quantile(0.999))
+    model = build_model(unet, args)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    ids, mask = text_encoder.tokenizer(captions)
+    with torch.no_grad():
+        hidden, hidden_mask = text_encoder(ids, mask)  # (N, L, D)
+        null, null_mask = text_encoder(ids, torch.zeros_like(mask))
+    positions = torch.arange(NUM_KEYFRAMES, dtype=torch.float32) * FRAME_SKIP
+    step, rows, started = 0, [], time.perf_counter()
+    if args.resume and (out / "state.pt").is_file():
+        state = torch.load(out / "state.pt", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, rows = state["step"], state["rows"]
+        torch.set_rng_state(state["rng"])
+    else:
+        torch.manual_seed(args.seed + 1)
+    print(f"{args.case}: {len(captions)} clips, {sum(p.numel() for p in params):,} trainable parameters, "
+          f"latent range {args.latent_range:.2f}", flush=True)
+    losses, window = [], time.perf_counter()
+    while step < args.steps:
+        model.train()
+        idx = torch.randperm(len(captions))[:args.batch_size]
+        x0 = latents[idx]
+        t = torch.randint(0, scheduler.num_train_timesteps, (len(idx),))
+        noise = torch.randn_like(x0)
+        drop = torch.rand(len(idx)) < args.caption_dropout
+        text = torch.where(drop[:, None, None], null[idx], hidden[idx])
+        text_mask = torch.where(drop[:, None], null_mask[idx], hidden_mask[idx])
+        prediction = model(scheduler.add_noise(x0, noise, t), t, text, text_mask, frame_positions=positions)
+        loss = torch.nn.functional.mse_loss(prediction, noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+        step += 1
+        if step % args.check_every == 0 or step == args.steps:
+            flips = word_flip_effect(model, text_encoder, scheduler, latents[:4], captions[:4],
+                                     frame_positions=positions)
+            report = sample_and_score(model, autoencoder, text_encoder, scheduler, args, step, out)
+            row = {"step": step, "loss": sum(losses) / len(losses), "seconds": time.perf_counter() - window,
+                   **{k: report[k] for k in ("direction_accuracy", "moving_fraction", "color_accuracy",
+                                             "background_flicker")},
+                   "found": " ".join(report["directions"])}
+            row.update({f"flip_ratio_{r['t']}": r["error_ratio"] for r in flips})
+            row.update({f"flip_change_{r['t']}": r["change"] for r in flips if r["t"] in (999, 850, 500)})
+            rows.append(row)
+            print(f"step {step}: loss {row['loss']:.4f}, direction {report['direction_accuracy']:.2f}, flip ratio "
+                  + " ".join(f"t{r['t']}:{r['error_ratio']:.3f}" for r in flips) + f"  found: {row['found']}",
+                  flush=True)
+            with (out / "levers.csv").open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=COLUMNS)
+                writer.writeheader()
+                writer.writerows(rows)
+            import io
+
+            buffer = io.BytesIO()
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                        "rows": rows, "rng": torch.get_rng_state(), "args": vars(args) | {"out": str(out)}}, buffer)
+            atomic_write_bytes(out / "state.pt", buffer.getvalue())
+            losses, window = [], time.perf_counter()
+    print(f"done: {step} steps, {time.perf_counter() - started:.0f} s this session", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
