@@ -3,6 +3,7 @@
     python benchmarks/motion_levers.py --out runs/levers/overfit-base --case overfit --steps 600
     python benchmarks/motion_levers.py --out runs/levers/overfit-spatial --case overfit --train-spatial
     python benchmarks/motion_levers.py --out runs/levers/... --resume      # continues a stopped run
+    python benchmarks/motion_levers.py --plot docs/images/motion_levers.png runs/levers/a runs/levers/b
 
 The keyframe model starts from the T2I model trained on the frozen text-only encoder
 (``data_samples/checkpoints/t2i-text-only``: its autoencoder, text encoder and U-Net). Cases:
@@ -116,9 +117,45 @@ def sample_and_score(model, autoencoder, text_encoder, scheduler, args, step: in
     return report
 
 
+def read_rows(run: Path) -> list[dict]:
+    path = run / "levers.csv"
+    if not path.is_file():
+        raise SystemExit(f"{run} has no levers.csv (not a motion_levers run folder)")
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def plot_runs(path: Path, runs: list[Path]) -> None:
+    """Learning curves of several runs: direction of sampled keyframes, and the word-flip ratio at two levels."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for run in runs:
+        rows = read_rows(run)
+        steps = [int(r["step"]) for r in rows]
+        axes[0].plot(steps, [float(r["direction_accuracy"]) for r in rows], marker="o", label=run.name)
+        axes[1].plot(steps, [float(r["flip_ratio_999"]) for r in rows], marker="o", label=run.name)
+        axes[2].plot(steps, [float(r["flip_ratio_700"]) for r in rows], marker="o", label=run.name)
+    axes[0].axhline(1 / 8, color="grey", ls=":", label="chance (8 directions read)")
+    for ax, title in zip(axes, ("direction of sampled keyframes", "word-flip x0 error ratio, t = 999",
+                                "word-flip x0 error ratio, t = 700")):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step")
+    axes[1].axhline(1, color="grey", ls=":")
+    axes[2].axhline(1, color="grey", ls=":")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    print(f"wrote {path}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True, help="run folder (levers.csv, samples_*.png, state.pt)")
+    parser.add_argument("--out", type=Path, help="run folder (levers.csv, samples_*.png, state.pt)")
+    parser.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                        help="instead of training: plot the learning curves of the run folders given after it")
+    parser.add_argument("runs", type=Path, nargs="*", help="run folders to plot (with --plot)")
     parser.add_argument("--case", choices=("overfit", "simple"), default="overfit")
     parser.add_argument("--clips", type=int_at_least(4), default=256, help="clips of the simple case")
     parser.add_argument("--steps", type=int_at_least(1), default=600)
@@ -139,6 +176,13 @@ def main(argv=None) -> int:
                         "text_encoder, unet, scheduler (default: data_samples/checkpoints/t2i-text-only)")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
+    if args.plot is not None:
+        if not args.runs:
+            parser.error("--plot needs run folders after it")
+        plot_runs(args.plot, args.runs)
+        return 0
+    if args.out is None or args.runs:
+        parser.error("give --out RUN to train (run folders are only for --plot)")
     torch.set_num_threads(args.threads)
 
     from minifusion.eval.word_flip import word_flip_effect

@@ -1,0 +1,45 @@
+"""benchmarks/motion_levers.py: the clips of each case are what its docstring says (one batch of four
+directions; the simple case's paths centred), and its command line refuses what it cannot do."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import motion_levers  # noqa: E402
+
+from minifusion.eval import motion_direction  # noqa: E402
+
+
+@pytest.mark.parametrize("case", ["overfit", "simple"])
+def test_clips_move_the_way_their_captions_say(case):
+    videos, captions = motion_levers.render_clips(case, 8, 0, "red", "circle")
+    assert videos.shape == ((4 if case == "overfit" else 8), 3, 8, 64, 64)
+    assert [c.rsplit(" ", 1)[1] for c in captions[:4]] == list(motion_levers.AXIS)
+    found = motion_direction((videos + 1) / 2, value_range=(0.0, 1.0))
+    assert found == [c.rsplit(" ", 1)[1] for c in captions]
+
+
+def test_simple_case_paths_are_centred_and_alike_per_direction():
+    videos, captions = motion_levers.render_clips("simple", 8, 0, "red", "circle")
+    red = (videos[:, 0] > 0) & (videos[:, 1] < 0)  # (N, K, H, W)
+    grid = torch.arange(64.0)
+    ys = (red.float().sum(-1) * grid).sum(-1) / red.float().sum((-1, -2))  # (N, K) row of the centre
+    xs = (red.float().sum(-2) * grid).sum(-1) / red.float().sum((-1, -2))
+    assert torch.allclose(xs.mean(1), torch.full((8,), 31.5), atol=1.5)  # the path's middle is the frame's
+    assert torch.allclose(ys.mean(1), torch.full((8,), 31.5), atol=1.5)
+    # same direction, nearly the same path (size and speed jitter a little): the word decides every keyframe
+    assert (xs[0] - xs[4]).abs().max() < 3 and (ys[0] - ys[4]).abs().max() < 3
+
+
+def test_command_line_errors(tmp_path):
+    with pytest.raises(SystemExit):
+        motion_levers.main(["--plot", str(tmp_path / "x.png")])  # no run folders
+    with pytest.raises(SystemExit, match="no levers.csv"):
+        motion_levers.main(["--plot", str(tmp_path / "x.png"), str(tmp_path)])
+    with pytest.raises(SystemExit):
+        motion_levers.main([])  # neither --out nor --plot
