@@ -4,6 +4,7 @@
     python benchmarks/motion_levers.py --out runs/levers/overfit-spatial --case overfit --train-spatial
     python benchmarks/motion_levers.py --out runs/levers/... --resume      # continues a stopped run
     python benchmarks/motion_levers.py --plot docs/images/motion_levers.png runs/levers/a runs/levers/b
+    python benchmarks/motion_levers.py --inspect runs/levers/a   # how much the temporal parts do, vs the T2I model
 
 The keyframe model starts from the T2I model trained on the frozen text-only encoder
 (``data_samples/checkpoints/t2i-text-only``: its autoencoder, text encoder and U-Net). Cases:
@@ -137,6 +138,7 @@ def plot_runs(path: Path, runs: list[Path]) -> None:
         axes[1].plot(steps, [float(r["flip_ratio_999"]) for r in rows], marker="o", label=run.name)
         axes[2].plot(steps, [float(r["flip_ratio_700"]) for r in rows], marker="o", label=run.name)
     axes[0].axhline(1 / 8, color="grey", ls=":", label="chance (8 directions read)")
+    axes[0].set_ylim(-0.03, 1.03)
     for ax, title in zip(axes, ("direction of sampled keyframes", "word-flip x0 error ratio, t = 999",
                                 "word-flip x0 error ratio, t = 700")):
         ax.set_title(title, fontsize=10)
@@ -150,11 +152,46 @@ def plot_runs(path: Path, runs: list[Path]) -> None:
     print(f"wrote {path}")
 
 
+@torch.no_grad()
+def inspect_run(run: Path) -> None:
+    """Print, for a run's last state on its first four clips: each temporal branch's output norm over its
+    input's, and the noise error of the keyframe model next to the T2I model's applied frame by frame."""
+    state = torch.load(run / "state.pt", weights_only=False)
+    args = argparse.Namespace(**{"spatiotemporal_size": 0, "loss_weight_cap": 0.0, **state["args"]})  # older runs
+    autoencoder, text_encoder, unet, scheduler = load_parts(Path(args.checkpoint))
+    model = build_model(unet, args)
+    model.load_state_dict(state["model"])
+    model.eval()
+    videos, captions = render_clips(args.case, args.clips, args.seed, args.color, args.shape)
+    latents = autoencoder.encode(videos[:4])
+    ids, mask = text_encoder.tokenizer(captions[:4])
+    hidden, hidden_mask = text_encoder(ids, mask)
+    positions = torch.arange(NUM_KEYFRAMES, dtype=torch.float32) * FRAME_SKIP
+    ratios: dict[str, float] = {}
+    for key, block in model.temporal_blocks.items():
+        block.branch.register_forward_hook(
+            lambda mod, inp, out, key=key: ratios.__setitem__(key, float(out.norm() / inp[0].norm())))
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
+    print(f"{run} at step {state['step']}:")
+    for t in (900, 500):
+        tt = torch.full((latents.shape[0],), t)
+        x_t = scheduler.add_noise(latents, noise, tt)
+        ours = model(x_t, tt, hidden, hidden_mask, frame_positions=positions)
+        t2i = torch.stack([unet(x_t[:, :, k], tt, hidden, hidden_mask) for k in range(x_t.shape[2])], dim=2)
+        e_ours, e_t2i = (ours - noise).pow(2).mean().item(), (t2i - noise).pow(2).mean().item()
+        print(f"  t = {t}: noise MSE keyframe model {e_ours:.5f}, T2I frame by frame {e_t2i:.5f} "
+              f"({100 * (1 - e_ours / e_t2i):.0f}% lower); temporal branch / input norm "
+              f"{min(ratios.values()):.3f}..{max(ratios.values()):.3f} over {len(ratios)} blocks")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, help="run folder (levers.csv, samples_*.png, state.pt)")
     parser.add_argument("--plot", type=Path, default=None, metavar="PNG",
                         help="instead of training: plot the learning curves of the run folders given after it")
+    parser.add_argument("--inspect", type=Path, default=None, metavar="RUN",
+                        help="instead of training: print what a run's temporal parts do (branch norms, noise "
+                        "error against the T2I model)")
     parser.add_argument("runs", type=Path, nargs="*", help="run folders to plot (with --plot)")
     parser.add_argument("--case", choices=("overfit", "simple"), default="overfit")
     parser.add_argument("--clips", type=int_at_least(4), default=256, help="clips of the simple case")
@@ -167,6 +204,10 @@ def main(argv=None) -> int:
     parser.add_argument("--spatiotemporal-size", type=int_at_least(0), default=0,
                         help="full spatio-temporal attention at levels at most this many pixels on a side (0 = off)")
     parser.add_argument("--train-spatial", action="store_true", help="train the T2I (spatial) weights too")
+    parser.add_argument("--loss-weight-cap", type=float, default=0.0,
+                        help="weigh each sample's noise MSE by min(1 / alpha_bar_t, CAP), normalised to mean 1 over t "
+                        "(KeyframesTask's 'v' weighting; high noise, where the layout is decided, weighs more); "
+                        "0 = the plain noise MSE")
     parser.add_argument("--caption-dropout", type=float, default=0.1)
     parser.add_argument("--color", default="red")
     parser.add_argument("--shape", default="circle")
@@ -176,6 +217,9 @@ def main(argv=None) -> int:
                         "text_encoder, unet, scheduler (default: data_samples/checkpoints/t2i-text-only)")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
+    if args.inspect is not None:
+        inspect_run(args.inspect)
+        return 0
     if args.plot is not None:
         if not args.runs:
             parser.error("--plot needs run folders after it")
@@ -205,6 +249,10 @@ def main(argv=None) -> int:
         hidden, hidden_mask = text_encoder(ids, mask)  # (N, L, D)
         null, null_mask = text_encoder(ids, torch.zeros_like(mask))
     positions = torch.arange(NUM_KEYFRAMES, dtype=torch.float32) * FRAME_SKIP
+    weights = torch.ones(scheduler.num_train_timesteps)
+    if args.loss_weight_cap > 0:
+        weights = (1 / scheduler.alphas_cumprod.double()).clamp(max=args.loss_weight_cap).float()
+        weights = weights / weights.mean()
     step, rows, started = 0, [], time.perf_counter()
     if args.resume and (out / "state.pt").is_file():
         state = torch.load(out / "state.pt", weights_only=False)
@@ -227,7 +275,7 @@ def main(argv=None) -> int:
         text = torch.where(drop[:, None, None], null[idx], hidden[idx])
         text_mask = torch.where(drop[:, None], null_mask[idx], hidden_mask[idx])
         prediction = model(scheduler.add_noise(x0, noise, t), t, text, text_mask, frame_positions=positions)
-        loss = torch.nn.functional.mse_loss(prediction, noise)
+        loss = ((prediction - noise).pow(2).flatten(1).mean(1) * weights[t]).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
