@@ -37,17 +37,19 @@ import torch
 from minifusion.eval.attribute_classifier import AttributeClassifier
 from minifusion.eval.motion_benchmark import MAX_PROMPTS, format_summary, motion_prompts, score_videos, summarise
 from minifusion.eval.toy_metrics import EVAL_WEIGHTS_DIR
-from minifusion.pipeline import FusionFramesPipeline
+from minifusion.pipeline import SCHEDULERS, FusionFramesPipeline
 from minifusion.pipelines import pretrained
 from minifusion.training.recipes.interpolation import evaluate_interpolation
 
 
 def generate(pipe: FusionFramesPipeline, prompts: list[str], *, passes: int, seed: int, batch_size: int,
-             steps: int | None, guidance: float | None, progress: bool) -> torch.Tensor:
+             steps: int | None, guidance: float | None, progress: bool, scheduler: str | None = None,
+             interpolation_steps: int | None = None) -> torch.Tensor:
     """(N, 3, F, H, W) videos in [0, 1]; batch b uses the generator seeded with seed + b."""
     videos = []
     for b, start in enumerate(range(0, len(prompts), batch_size)):
         out = pipe(prompts[start:start + batch_size], interpolation_passes=passes, num_inference_steps=steps,
+                   interpolation_num_inference_steps=interpolation_steps, scheduler=scheduler,
                    guidance_scale=guidance, output_type="pt", progress=progress,
                    generator=torch.Generator().manual_seed(seed + b))
         videos.append(out.frames.cpu())
@@ -61,7 +63,8 @@ def motion_section(pipe, classifier, num_videos: int, *, passes: int, seed: int,
     prompts = motion_prompts(num_videos)
     start = time.perf_counter()
     videos = generate(pipe, [p["prompt"] for p in prompts], passes=passes, seed=seed, batch_size=args.batch_size,
-                      steps=args.steps, guidance=args.guidance, progress=progress)
+                      steps=args.steps, guidance=args.guidance, progress=progress, scheduler=args.scheduler,
+                      interpolation_steps=args.interpolation_steps)
     seconds = time.perf_counter() - start
     rows = score_videos(videos, prompts, classifier=classifier)
     return {"num_frames": int(videos.shape[2]), "seconds_per_video": seconds / len(prompts),
@@ -83,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     parser.add_argument("--batch-size", type=int, default=16, help="videos per pipeline call (default 16)")
     parser.add_argument("--steps", type=int, default=None, help="keyframe steps (default: the checkpoint's)")
+    parser.add_argument("--interpolation-steps", type=int, default=None,
+                        help="interpolation steps per pass (default: the checkpoint's)")
+    parser.add_argument("--scheduler", choices=tuple(SCHEDULERS), default=None,
+                        help="sampler for both stages (default: the checkpoint's), e.g. ddim with --steps 25 "
+                        "--interpolation-steps 25 for the earlier default")
     parser.add_argument("--guidance", type=float, default=None, help="guidance scale s (default: the checkpoint's)")
     parser.add_argument("--videos", type=_count(MAX_PROMPTS), default=MAX_PROMPTS // 2,
                         help=f"29-frame videos for part 1, a balanced prefix of the {MAX_PROMPTS} prompts (default "
@@ -102,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     pipe = FusionFramesPipeline.from_pretrained(folder)
     pipe.set_progress_bar_config(disable=True)
     classifier = AttributeClassifier.from_pretrained((args.metrics or EVAL_WEIGHTS_DIR) / "attribute_classifier")
-    report = {"checkpoint": str(folder), "seed": args.seed, "torch_threads": torch.get_num_threads()}
+    report = {"checkpoint": str(folder), "seed": args.seed, "torch_threads": torch.get_num_threads(),
+              "sampling": {"scheduler": args.scheduler or type(pipe.scheduler).__name__,
+                           "steps": args.steps or pipe.settings.num_inference_steps,
+                           "interpolation_steps": args.interpolation_steps
+                           or pipe.settings.interpolation_num_inference_steps}}
 
     # 1. colour, shape, direction and steadiness over balanced prompts (29 frames)
     if args.videos:

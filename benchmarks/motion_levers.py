@@ -101,11 +101,24 @@ def sample_and_score(model, autoencoder, text_encoder, scheduler, args, step: in
     pipe = FusionFramesPipeline(autoencoder=autoencoder, text_encoder=text_encoder, keyframe_unet=model,
                                 scheduler=DDIMScheduler.from_config(scheduler.config), settings=settings)
     was_training = model.training
+    import minifusion.pipelines.keyframes as keyframes_module
+
+    plain_randn = keyframes_module.randn
+
+    def mixed_randn(shape, generator, device):  # the keyframes' initial noise, with the training's shared part
+        noise = plain_randn(shape, generator, device)
+        if args.shared_noise > 0:
+            shared = plain_randn((shape[0], shape[1], 1, *shape[3:]), generator, device)
+            noise = args.shared_noise ** 0.5 * shared + (1 - args.shared_noise) ** 0.5 * noise
+        return noise
+
+    keyframes_module.randn = mixed_randn
     try:
         videos = pipe(prompts, num_keyframes=NUM_KEYFRAMES, num_inference_steps=20, guidance_scale=5.0,
                       interpolation_passes=0, output_type="pt", progress=False,
                       generator=torch.Generator().manual_seed(0)).keyframes  # (B, 3, K, H, W) in [0, 1]
     finally:
+        keyframes_module.randn = plain_randn
         model.train(was_training)
     directions = [p.rsplit(" ", 1)[1] for p in prompts]
     report = motion_report(videos, [args.color] * len(prompts), directions, value_range=(0.0, 1.0))
@@ -157,7 +170,8 @@ def inspect_run(run: Path) -> None:
     """Print, for a run's last state on its first four clips: each temporal branch's output norm over its
     input's, and the noise error of the keyframe model next to the T2I model's applied frame by frame."""
     state = torch.load(run / "state.pt", weights_only=False)
-    args = argparse.Namespace(**{"spatiotemporal_size": 0, "loss_weight_cap": 0.0, **state["args"]})  # older runs
+    older = {"spatiotemporal_size": 0, "loss_weight_cap": 0.0, "spatial_lr": None, "shared_noise": 0.0}
+    args = argparse.Namespace(**{**older, **state["args"]})  # runs saved before these options had them  # older runs
     autoencoder, text_encoder, unet, scheduler = load_parts(Path(args.checkpoint))
     model = build_model(unet, args)
     model.load_state_dict(state["model"])
@@ -204,10 +218,14 @@ def main(argv=None) -> int:
     parser.add_argument("--spatiotemporal-size", type=int_at_least(0), default=0,
                         help="full spatio-temporal attention at levels at most this many pixels on a side (0 = off)")
     parser.add_argument("--train-spatial", action="store_true", help="train the T2I (spatial) weights too")
+    parser.add_argument("--spatial-lr", type=float, default=None, help="their learning rate (default: --lr)")
     parser.add_argument("--loss-weight-cap", type=float, default=0.0,
                         help="weigh each sample's noise MSE by min(1 / alpha_bar_t, CAP), normalised to mean 1 over t "
                         "(KeyframesTask's 'v' weighting; high noise, where the layout is decided, weighs more); "
                         "0 = the plain noise MSE")
+    parser.add_argument("--shared-noise", type=float, default=0.0,
+                        help="variance share of the noise common to every keyframe of a clip, in training and in "
+                        "the samples' initial noise (PYoCo's mixed prior, Ge et al. 2023); 0 = independent")
     parser.add_argument("--caption-dropout", type=float, default=0.1)
     parser.add_argument("--color", default="red")
     parser.add_argument("--shape", default="circle")
@@ -243,7 +261,10 @@ def main(argv=None) -> int:
     args.latent_range = float(latents.abs().flatten().quantile(0.999))
     model = build_model(unet, args)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    temporal = set(map(id, model.temporal_parameters()))
+    groups = [{"params": [p for p in params if id(p) in temporal], "lr": args.lr},
+              {"params": [p for p in params if id(p) not in temporal], "lr": args.spatial_lr or args.lr}]
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=0.0)
     ids, mask = text_encoder.tokenizer(captions)
     with torch.no_grad():
         hidden, hidden_mask = text_encoder(ids, mask)  # (N, L, D)
@@ -270,7 +291,10 @@ def main(argv=None) -> int:
         idx = torch.randperm(len(captions))[:args.batch_size]
         x0 = latents[idx]
         t = torch.randint(0, scheduler.num_train_timesteps, (len(idx),))
-        noise = torch.randn_like(x0)
+        noise = torch.randn_like(x0)  # (B, C, K, h, w)
+        if args.shared_noise > 0:  # PYoCo's mixed noise prior: a part shared by every keyframe of a clip
+            shared = torch.randn_like(x0[:, :, :1])
+            noise = args.shared_noise ** 0.5 * shared + (1 - args.shared_noise) ** 0.5 * noise
         drop = torch.rand(len(idx)) < args.caption_dropout
         text = torch.where(drop[:, None, None], null[idx], hidden[idx])
         text_mask = torch.where(drop[:, None], null_mask[idx], hidden_mask[idx])
