@@ -143,9 +143,9 @@ def plot_runs(path: Path, runs: list[Path]) -> None:
     """Learning curves of several runs: direction of sampled keyframes, and the word-flip ratio at two levels."""
     import matplotlib.pyplot as plt
 
+    all_rows = {run: read_rows(run) for run in runs}  # every folder checked before a figure exists
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for run in runs:
-        rows = read_rows(run)
+    for run, rows in all_rows.items():
         steps = [int(r["step"]) for r in rows]
         axes[0].plot(steps, [float(r["direction_accuracy"]) for r in rows], marker="o", label=run.name)
         axes[1].plot(steps, [float(r["flip_ratio_999"]) for r in rows], marker="o", label=run.name)
@@ -162,6 +162,7 @@ def plot_runs(path: Path, runs: list[Path]) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
+    plt.close(fig)
     print(f"wrote {path}")
 
 

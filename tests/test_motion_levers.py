@@ -43,3 +43,22 @@ def test_command_line_errors(tmp_path):
         motion_levers.main(["--plot", str(tmp_path / "x.png"), str(tmp_path)])
     with pytest.raises(SystemExit):
         motion_levers.main([])  # neither --out nor --plot
+
+
+def test_plot_draws_every_run_and_leaves_no_figure_open(tmp_path):
+    import matplotlib.pyplot as plt
+
+    for name in ("a", "b"):
+        run = tmp_path / name
+        run.mkdir()
+        rows = [{"step": s, "direction_accuracy": d, "flip_ratio_999": 1.0, "flip_ratio_700": r}
+                for s, d, r in ((100, 0.0, 1.0), (200, 0.5, 1.2))]
+        import csv
+
+        with (run / "levers.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    assert motion_levers.main(["--plot", str(tmp_path / "curves.png"), str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert plt.get_fignums() == []
