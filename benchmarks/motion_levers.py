@@ -148,11 +148,11 @@ def plot_runs(path: Path, runs: list[Path]) -> None:
     for run, rows in all_rows.items():
         steps = [int(r["step"]) for r in rows]
         axes[0].plot(steps, [float(r["direction_accuracy"]) for r in rows], marker="o", label=run.name)
-        axes[1].plot(steps, [float(r["flip_ratio_999"]) for r in rows], marker="o", label=run.name)
+        axes[1].plot(steps, [float(r["flip_ratio_950"]) for r in rows], marker="o", label=run.name)
         axes[2].plot(steps, [float(r["flip_ratio_700"]) for r in rows], marker="o", label=run.name)
     axes[0].axhline(1 / 8, color="grey", ls=":", label="chance (8 directions read)")
     axes[0].set_ylim(-0.03, 1.03)
-    for ax, title in zip(axes, ("direction of sampled keyframes", "word-flip x0 error ratio, t = 999",
+    for ax, title in zip(axes, ("direction of sampled keyframes", "word-flip x0 error ratio, t = 950",
                                 "word-flip x0 error ratio, t = 700")):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")

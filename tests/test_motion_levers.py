@@ -51,7 +51,7 @@ def test_plot_draws_every_run_and_leaves_no_figure_open(tmp_path):
     for name in ("a", "b"):
         run = tmp_path / name
         run.mkdir()
-        rows = [{"step": s, "direction_accuracy": d, "flip_ratio_999": 1.0, "flip_ratio_700": r}
+        rows = [{"step": s, "direction_accuracy": d, "flip_ratio_950": 1.0, "flip_ratio_700": r}
                 for s, d, r in ((100, 0.0, 1.0), (200, 0.5, 1.2))]
         import csv
 
