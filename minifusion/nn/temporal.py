@@ -289,7 +289,7 @@ class WindowedTemporalAttention(_TokenAttention):
         )
 
 
-class SpatioTemporalAttention(_TokenAttention):
+class SpatioTemporalAttention(TemporalAttention):
     """Full attention over a video: every pixel of every frame attends to all F * H * W tokens.
 
     Tokens carry the frame-index code and a fixed 2-D sinusoidal code of their pixel (row and
@@ -298,19 +298,8 @@ class SpatioTemporalAttention(_TokenAttention):
     over time and the conditional norm's scale and shift are the same at every pixel, so the
     temporal parts built from them cannot move an object the frozen spatial layers drew.
     Cost grows with (F H W)^2: meant for the low-resolution levels (8 x 8 x 8 frames = 512 tokens).
+    Same constructor and parameters as ``TemporalAttention``; only the tokens differ.
     """
-
-    def __init__(
-        self,
-        channels: int,
-        *,
-        num_heads: int | None = None,
-        head_dim: int | None = None,
-        norm_groups: int = 8,
-        embed_dim: int | None = None,
-        zero_init: bool = True,
-    ):
-        super().__init__(channels, num_heads, head_dim, norm_groups, embed_dim, zero_init)
 
     def pixel_code(self, h: int, w: int, x: torch.Tensor) -> torch.Tensor:
         """(H * W, C): sinusoidal code of the row in the first half of the channels, of the column in the rest."""
