@@ -37,9 +37,37 @@ def pairs(b=2, p=3, size=8):
 
 
 # -- FusionFrames interpolation ----------------------------------------------------------------
-def test_interpolator_starts_as_t2i_on_the_middle_noisy_latent():
+def test_interpolator_slots_init_gives_the_t2i_prediction_when_every_slot_holds_the_same_latent():
     unet = t2i()
     model = InterpolationUNet.from_t2i(unet).eval()
+    assert model.config.in_channels == 20 and model.config.out_channels == 12 and model.config.slot_skip
+    x, t = pairs()
+    x[:, 8:12] = x[:, 4:8]
+    x[:, 12:16] = x[:, 4:8]  # the three noisy slots carry one latent; the keyframes (0..3, 16..19) differ
+    out = model(x, t, frame_skip=4, perturbation_level=torch.tensor([0.0, 200.0]))
+    null = model.null_encoder_hidden_states.expand(2, -1, -1)
+    for p in range(x.shape[2]):
+        ref = unet(x[:, 4:8, p], t, null)
+        for k in range(3):
+            torch.testing.assert_close(out[:, 4 * k : 4 * k + 4, p], ref, atol=1e-5, rtol=0)
+
+
+def test_interpolator_slots_init_each_output_answers_its_own_noisy_slot_most():
+    model = InterpolationUNet.from_t2i(t2i()).eval()
+    x, t = pairs()
+    out = model(x, t, frame_skip=4)
+    for k in range(3):
+        x2 = x.clone()
+        x2[:, 4 + 4 * k : 8 + 4 * k] += torch.randn_like(x2[:, :4])  # perturb noisy slot k only
+        change = (model(x2, t, frame_skip=4) - out).square().mean((0, 2, 3, 4)).view(3, 4).mean(1)  # per output
+        assert change.argmax() == k and (change > 0).all(), (k, change)
+        others = torch.cat([change[:k], change[k + 1 :]])
+        assert change[k] > 2 * others.max(), (k, change)
+
+
+def test_interpolator_middle_init_starts_as_t2i_on_the_middle_noisy_latent():
+    unet = t2i()
+    model = InterpolationUNet.from_t2i(unet, init="middle").eval()
     assert model.config.in_channels == 20 and model.config.out_channels == 12
     assert model.inherited_input_channels == (8, 12)
     x, t = pairs()
@@ -95,6 +123,8 @@ def test_interpolator_errors():
         model(x, t, frame_skip=torch.ones(3))
     with pytest.raises(ValueError, match="in_channels 16 must be 20"):
         InterpolationUNet({**TINY, "in_channels": 16})
+    with pytest.raises(ValueError, match=r"init 'outer' must be one of \('slots', 'middle'\)"):
+        InterpolationUNet.from_t2i(t2i(), init="outer")
     assert "MFLOPs/frame" in model.summary()
 
 

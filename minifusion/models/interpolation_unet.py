@@ -8,12 +8,23 @@ that works on *pairs* of neighbouring keyframes. One latent per pair stacks alon
 = 20 channels in, and predicts the three middle frames (v-prediction), 12 channels out. One
 pass maps K keyframes to 4K - 3 frames.
 
-Initialisation from the T2I U-Net (so that at init each middle frame gets the T2I prediction
-for the *middle* noisy latent):
+Initialisation from the T2I U-Net (``from_t2i``; the paper does not spell it out). A shared trunk
+cannot tell three noisy slots apart by copying weights, so the default ``init="slots"`` gives
+every noisy slot an input path and every output its own slot from step 0:
 
-- ``conv_in`` is widened with zero weights; the T2I weights go to the channels of the middle
-  noisy frame (channels 8..11 of 20), every other input channel starts at zero weight;
+- ``conv_in`` is widened; each of the three noisy slots gets the T2I weights divided by 3, so
+  the trunk sees the *mean* of the noisy slots through the T2I input conv (when the three slots
+  hold one latent, this is exactly the T2I model on it); the keyframes start at zero weight;
 - ``conv_out``'s weights and bias are repeated three times (one copy per predicted frame);
+- each output k adds ``c_k(t) * (noisy slot k - mean of the slots)`` (``slot_deviation``), with
+  c_k(t) a linear map of the time embedding starting at ``SLOT_SKIP_INIT``: the target
+  v_k = sqrt(ab) eps_k - sqrt(1 - ab) x_k holds slot k's own noise, which the mean cannot give;
+- ``init="middle"``, the first design (kept for the ablation), gives only the middle slot
+  (channels 8..11 of 20) the T2I weights and has no deviation path: the outer slots start with
+  no input at all, and at 1500 steps their frames were still speckled while the middle was clean.
+
+Common to both:
+
 - a 3x1x1 temporal conv follows every conv of every residual block, merged as
   ``(1 - alpha) * spatial + alpha * (spatial + conv(spatial))`` with a learned scalar alpha
   starting at 0. Its time axis is the sequence of keyframe *pairs of one video*: input
@@ -39,7 +50,10 @@ from torch import nn
 from minifusion.models.unet import UNet, UNetConfig, _Conditioning, widen_input_conv
 from minifusion.nn import AlphaMergedTemporal, BottleneckResBlock, TemporalConv1d, TimestepEmbedding
 
-NEW_PREFIXES = ("skip_embedding.", "perturbation_embedding.", "null_encoder_hidden_states", "conv_in.", "conv_out.")
+NEW_PREFIXES = ("skip_embedding.", "perturbation_embedding.", "null_encoder_hidden_states", "conv_in.", "conv_out.",
+                "slot_skip.")
+INITS = ("slots", "middle")
+SLOT_SKIP_INIT = 0.5  # c(t) at init, for every t (the trained c(t) is a function of the time embedding)
 
 
 @dataclass
@@ -50,6 +64,7 @@ class InterpolationUNetConfig(UNetConfig):
     null_context_length: int = 1  # tokens L of the learned null text embedding
     prediction_type: str = "v_prediction"  # training target (recorded)
     num_pairs: int = 7  # keyframe pairs used by example_inputs() (8 keyframes)
+    slot_skip: bool = False  # each output adds c(t) * (its noisy slot - the slots' mean); see from_t2i(init="slots")
 
 
 class InterpolationUNet(UNet):
@@ -73,6 +88,10 @@ class InterpolationUNet(UNet):
         self.skip_embedding = TimestepEmbedding(c0 + c0 % 2, embed_dim, zero_init=True)
         self.perturbation_embedding = TimestepEmbedding(c0 + c0 % 2, embed_dim, zero_init=True)
         self.null_encoder_hidden_states = nn.Parameter(torch.zeros(1, cfg.null_context_length, cfg.cross_attention_dim))
+        if cfg.slot_skip:  # c_k(t) per noisy slot, from the time embedding: zero weights, bias set by from_t2i
+            self.slot_skip = nn.Linear(embed_dim, n)
+            nn.init.zeros_(self.slot_skip.weight)
+            nn.init.zeros_(self.slot_skip.bias)
         for _, _, level in self.named_levels():
             for layer in level.layers:
                 if isinstance(layer, BottleneckResBlock):
@@ -92,27 +111,42 @@ class InterpolationUNet(UNet):
 
     # -- initialisation from the T2I model -----------------------------------------------------
     @classmethod
-    def from_t2i(cls, unet: UNet, **config_overrides) -> "InterpolationUNet":
-        """Copy ``unet``'s weights: widened conv_in, conv_out repeated per predicted frame."""
+    def from_t2i(cls, unet: UNet, *, init: str = "slots", **config_overrides) -> "InterpolationUNet":
+        """Copy ``unet``'s weights into an interpolator (module docstring: the two ``init`` designs).
+
+        ``init="slots"``: every noisy slot gets the T2I input weights / n (the trunk sees their mean)
+        and the per-slot deviation path starts at c = ``SLOT_SKIP_INIT``; ``"middle"``: only the middle
+        slot gets them (the first design, kept for the ablation). conv_out is repeated per frame.
+        """
+        if init not in INITS:
+            raise ValueError(f"init {init!r} must be one of {INITS}")
         base = {f.name: getattr(unet.config, f.name) for f in dataclasses.fields(UNetConfig)}
         base.pop("prediction_type")
         n = config_overrides.get("frames_per_pair", 3)
         latent = unet.config.in_channels
         if unet.config.out_channels != latent:
             raise ValueError(f"the T2I U-Net must predict its input: in {latent}, out {unet.config.out_channels}")
-        base.update(in_channels=latent * (n + 2), out_channels=latent * n)
+        base.update(in_channels=latent * (n + 2), out_channels=latent * n, slot_skip=init == "slots")
         model = cls(cls.config_class(**{**base, **config_overrides}))
         param = next(unet.parameters())
         model.to(device=param.device, dtype=param.dtype)
         state = dict(unet.state_dict())
-        start, _ = model.inherited_input_channels
-        state["conv_in.weight"] = widen_input_conv(state["conv_in.weight"], model.config.in_channels, start)
+        weight = state["conv_in.weight"]  # (C0, 4, 3, 3)
+        if init == "slots":  # [0 | W/n | W/n | W/n | 0]: the keyframes start at zero weight
+            state["conv_in.weight"] = torch.cat([torch.zeros_like(weight), *[weight / n] * n,
+                                                 torch.zeros_like(weight)], dim=1)
+        else:
+            start, _ = model.inherited_input_channels
+            state["conv_in.weight"] = widen_input_conv(weight, model.config.in_channels, start)
         state["conv_out.weight"] = state["conv_out.weight"].repeat(n, 1, 1, 1)  # (n * 4, C0, 3, 3)
         state["conv_out.bias"] = state["conv_out.bias"].repeat(n)
         missing, unexpected = model.load_state_dict(state, strict=False)
         spatial_missing = [k for k in missing if not model.is_new_parameter(k)]  # conv_in/out were loaded
         if spatial_missing or unexpected:
             raise ValueError(f"T2I weights do not fit: missing {spatial_missing[:5]}, unexpected {unexpected[:5]}")
+        if model.config.slot_skip:
+            with torch.no_grad():
+                model.slot_skip.bias.fill_(SLOT_SKIP_INIT)
         return model
 
     def is_new_parameter(self, name: str) -> bool:
@@ -164,7 +198,23 @@ class InterpolationUNet(UNet):
             repeat(temb, "b e -> (b p) e", p=p), repeat(context, "b l d -> (b p) l d", p=p), None, num_frames=p
         )
         out = self.forward_folded(rearrange(sample, "b c p h w -> (b p) c h w"), cond)
-        return rearrange(out, "(b p) c h w -> b c p h w", p=p)
+        out = rearrange(out, "(b p) c h w -> b c p h w", p=p)  # (B, n * C, P, H, W)
+        if self.config.slot_skip:
+            out = out + self.slot_deviation(sample, temb)
+        return out
+
+    def slot_deviation(self, sample: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        """c_k(t) * (noisy slot k - mean of the noisy slots): each output's own path from its slot.
+
+        The trunk sees (at init) the mean of the noisy slots, so alone it gives every slot the same
+        prediction; v_k = sqrt(ab) eps_k - sqrt(1 - ab) x_k holds slot k's own noise, which only this
+        path carries from step 0. (B, 20, P, H, W), (B, E) -> (B, 12, P, H, W).
+        """
+        n, c = self.config.frames_per_pair, self.latent_channels
+        noisy = rearrange(sample[:, c : c * (n + 1)], "b (n c) p h w -> b n c p h w", n=n)
+        coef = self.slot_skip(temb)  # (B, n)
+        dev = (noisy - noisy.mean(1, keepdim=True)) * coef[:, :, None, None, None, None]
+        return rearrange(dev, "b n c p h w -> b (n c) p h w")
 
     def example_inputs(self) -> tuple[tuple, dict, int]:
         cfg = self.config

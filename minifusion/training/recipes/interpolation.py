@@ -43,7 +43,7 @@ from einops import rearrange
 from torch.utils.data import Dataset
 
 from minifusion.diffusion import DDIMScheduler, DDPMScheduler, sample_range_from_data
-from minifusion.models.interpolation_unet import InterpolationUNet
+from minifusion.models.interpolation_unet import INITS, InterpolationUNet
 from minifusion.pipelines.interpolation import interpolate_pass, pair_conditioning
 from minifusion.pipelines.model_index import (
     MODEL_INDEX_NAME,
@@ -89,6 +89,7 @@ class InterpolationRecipe:
     max_perturbation: int = 250  # conditional frame perturbation t_p uniform in 0..max_perturbation
     keyframe_dropout: float = 0.1  # probability of zeroing a sample's keyframe channels (context guidance)
     freeze_spatial: bool = False  # train only the new parts (the paper fine-tunes everything)
+    init: str = "slots"  # InterpolationUNet.from_t2i: "slots" (every noisy slot reads the T2I input) or "middle"
     beta_schedule: str = "squaredcos_cap_v2"  # noise schedule of training and sampling
     num_train_timesteps: int = 1000  # diffusion steps T
     encode_batch_size: int = 8  # clips per autoencoder call when filling the latent caches
@@ -108,6 +109,8 @@ class InterpolationRecipe:
                 raise ValueError(f"{name} {v!r} is not allowed; it must be in [0, 1]")
         if not isinstance(self.freeze_spatial, bool):
             raise ValueError(f"freeze_spatial {self.freeze_spatial!r} is not allowed; it must be true or false")
+        if self.init not in INITS:
+            raise ValueError(f"init {self.init!r} is not allowed; it must be one of {INITS}")
         g = self.eval_guidance_scale
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
             raise ValueError(f"eval_guidance_scale {g!r} is not allowed; it must be a number >= 0 (1 = no guidance)")
@@ -377,7 +380,8 @@ def run_interpolation_stage(stage: str, recipe_class: type, out_dir, *, build_mo
 
 
 def _build_interpolation_unet(recipe: InterpolationRecipe, unet, text_encoder, latent_size: int) -> InterpolationUNet:
-    model = InterpolationUNet.from_t2i(unet, frames_per_pair=recipe.frames_per_pair, sample_size=latent_size,
+    model = InterpolationUNet.from_t2i(unet, init=recipe.init, frames_per_pair=recipe.frames_per_pair,
+                                       sample_size=latent_size,
                                        num_pairs=recipe.data.num_frames - 1, null_context_length=1)
     with torch.no_grad():  # the T2I model's unconditional input: the text encoder's null token, alone
         model.null_encoder_hidden_states[0, 0] = text_encoder.null_token
