@@ -10,9 +10,11 @@ shape, the shipped attribute classifier:
    motion (exactly one object in every frame, no jump larger than the motion explains, no step
    back against the net direction, moving), and the share with colour, direction and steadiness
    all right; seen and held-out (colour, shape) pairs apart;
-2. interpolation of ground-truth keyframes of held-out clips (FusionFrames, section 3.2): PSNR of
-   the generated middle frames against the true frames, next to a linear blend of the two
-   keyframes, for the first pass (keyframes 4 frames apart) and the second (1 apart, quarter frames);
+2. interpolation of ground-truth keyframes of held-out clips (FusionFrames, section 3.2): PSNR, SSIM,
+   centroid error, object count and hit rate of the generated frames against the true frames (outer
+   and middle positions, single- and two-shape clips), next to a pixel blend and a latent blend of
+   the two keyframes and the autoencoder's round trip, for the first pass (keyframes 4 frames apart)
+   and the second (1 apart, quarter frames); the same report as ``bench_interpolation_quality.py`` (DDIM here);
 3. the same checks as 1 on 113-frame videos (two passes; ``--long-videos N``, default 16: each
    direction twice).
 
@@ -35,6 +37,7 @@ from pathlib import Path
 import torch
 
 from minifusion.eval.attribute_classifier import AttributeClassifier
+from minifusion.eval.interpolation_metrics import format_interpolation_report, interpolation_bars
 from minifusion.eval.motion_benchmark import MAX_PROMPTS, format_summary, motion_prompts, score_videos, summarise
 from minifusion.eval.toy_metrics import EVAL_WEIGHTS_DIR
 from minifusion.pipeline import SCHEDULERS, FusionFramesPipeline
@@ -96,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"29-frame videos for part 1, a balanced prefix of the {MAX_PROMPTS} prompts (default "
                              f"{MAX_PROMPTS // 2}: every pair on 2 axis and 2 diagonal directions; 0 skips)")
     parser.add_argument("--interpolation-clips", type=_count(10_000), default=16,
-                        help="held-out clips for part 2 (default 16; 0 skips)")
+                        help="single-shape held-out clips for part 2, plus a quarter as many two-shape clips "
+                             "(default 16; 0 skips)")
     parser.add_argument("--long-videos", type=_count(MAX_PROMPTS), default=16,
                         help="113-frame videos for part 3 (default 16: each direction twice; 0 skips)")
     parser.add_argument("--metrics", type=Path, default=None,
@@ -131,19 +135,11 @@ def main(argv: list[str] | None = None) -> int:
                                     num_inference_steps=pipe.settings.interpolation_num_inference_steps,
                                     guidance_scale=pipe.settings.interpolation_guidance_scale)
         report["interpolation"] = ev
-        print(f"2. interpolating true keyframes of {ev['num_clips']} held-out clips (PSNR of the middle frames):")
-        for k in ("pass1", "pass2"):
-            r = ev[k]
-            if r is None:
-                continue
-            verdict = "better" if r["psnr_db"] > r["linear_blend_psnr_db"] else "NOT better"
-            print(f"   {k} (keyframes {r['frame_skip']:g} frames apart): model {r['psnr_db']:.2f} dB, linear blend "
-                  f"{r['linear_blend_psnr_db']:.2f} dB -> {verdict}; blend of the keyframe latents through the "
-                  f"same decoder {r['latent_blend_psnr_db']:.2f} dB; autoencoder round trip (ceiling) "
-                  f"{r['autoencoder_psnr_db']:.2f} dB")
-            verdict = "better" if r["latent_mse"] < r["latent_blend_latent_mse"] else "NOT better"
-            print(f"      in latent space (no decoder ceiling): model MSE {r['latent_mse']:.4f}, blend of the keyframe "
-                  f"latents {r['latent_blend_latent_mse']:.4f} -> {verdict}")
+        ev["bars"] = interpolation_bars(ev)
+        print(f"2. interpolating true keyframes of {ev['num_clips']} held-out clips (every generated frame against "
+              f"the truth; latent blend = the blend of the keyframe latents through the same decoder, autoencoder = "
+              f"round trip of the true frames, the ceiling):")
+        print(format_interpolation_report(ev))
 
     # 3. two passes: 113 frames, the same checks
     if pipe.interpolation_unet is not None and args.long_videos:

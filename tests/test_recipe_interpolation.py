@@ -32,6 +32,7 @@ from minifusion.training.recipes.interpolation import (
     train_interpolation,
     window_length,
 )
+from minifusion.training.recipes.interpolation_eval import evaluation_clips
 from minifusion.training.recipes.mfi import (
     MFIRecipe,
     MFITask,
@@ -288,7 +289,7 @@ def test_evaluation_compares_the_middle_frames_with_the_rendered_truth():
         assert r["latent_mse"] == pytest.approx(r["latent_blend_latent_mse"]) and r["latent_mse"] > 0
         assert 15 < r["psnr_db"] < 80
     # the truth is the rendered window; black middle frames score as they should (keyframes excluded)
-    clips = MovingShapes("heldout", num_frames=3, frame_skip=4, size=16, length=2, backgrounds=("black", "light"))
+    clips = evaluation_clips(split="heldout", num_clips=2, num_keyframes=3, frame_skip=4, size=16, seed=0)
     windows = InterpolationClips(clips, frame_skip=1, num_keyframes=3, seed=0)
     truth = torch.stack([windows[i]["video"] for i in range(2)])
     assert torch.equal(res["pass2"]["frames"]["truth"], truth)

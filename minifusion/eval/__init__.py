@@ -5,6 +5,9 @@
   training (DESIGN.md section 9: the loss says nothing about motion);
 - ``video_metrics``: reconstruction quality against ground-truth frames - PSNR, SSIM, flicker
   ratio and temporal error - for interpolation and video decoders (FusionFrames Tables 2-3).
+- ``interpolation_metrics``: interpolated frames against the true ones per position between
+  keyframes and per clip kind - PSNR, SSIM, centroid error, object count, hit rate - with the
+  bars and report of ``evaluate_interpolation`` (FusionFrames section 3.2, Table 2).
 
 Learned toy metrics (trained on Moving Shapes, shipped in ``data_samples/checkpoints/eval``):
 
@@ -42,6 +45,12 @@ from minifusion.eval.video_metrics import (
     temporal_error,
 )
 from minifusion.eval.video_metrics import psnr as video_psnr
+from minifusion.eval.interpolation_metrics import (
+    format_interpolation_report,
+    frame_scores,
+    interpolation_bars,
+    summarize_interpolation,
+)
 from minifusion.eval.video_encoder import NUM_FRAMES, VideoEncoder, frame_indices, prepare_video
 from minifusion.eval.attribute_classifier import (
     ATTRIBUTES,
@@ -60,6 +69,7 @@ from minifusion.eval.evaluate import evaluate_pipeline, prompt_grid
 __all__ = [
     "flicker_ratio", "frame_difference", "gaussian_window", "reconstruction_report", "ssim", "ssim_map",
     "temporal_error", "video_psnr",
+    "format_interpolation_report", "frame_scores", "interpolation_bars", "summarize_interpolation",
     "background_color", "background_flicker", "centroid_trajectory", "classify_colors", "direction_name",
     "displacement", "dominant_color", "foreground_mask", "motion_direction", "motion_report",
     "NUM_FRAMES", "VideoEncoder", "frame_indices", "prepare_video",
