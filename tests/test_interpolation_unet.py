@@ -65,6 +65,21 @@ def test_interpolator_slots_init_each_output_answers_its_own_noisy_slot_most():
         assert change[k] > 2 * others.max(), (k, change)
 
 
+def test_interpolator_blend_path_is_silent_at_init_and_adds_each_frames_place_between_the_keyframes():
+    unet = t2i()
+    plain = InterpolationUNet.from_t2i(unet).eval()
+    model = InterpolationUNet.from_t2i(unet, blend_path=True).eval()
+    x, t = pairs()
+    assert torch.equal(model(x, t, frame_skip=4), plain(x, t, frame_skip=4))
+    with torch.no_grad():
+        model.blend_path.bias.copy_(torch.tensor([1.0, 2.0, 3.0]))
+    diff = model(x, t, frame_skip=4) - plain(x, t, frame_skip=4)
+    shift = x[:, 16:20] - x[:, 0:4]  # right keyframe - left keyframe
+    for k, (e, a) in enumerate(zip((1.0, 2.0, 3.0), (-0.25, 0.0, 0.25))):  # a_k - mean a, a_k = k / 4
+        torch.testing.assert_close(diff[:, 4 * k : 4 * k + 4], e * a * shift, atol=1e-5, rtol=0)
+    assert any(n.startswith("blend_path.") for n, _ in model.named_parameters() if model.is_new_parameter(n))
+
+
 def test_interpolator_middle_init_starts_as_t2i_on_the_middle_noisy_latent():
     unet = t2i()
     model = InterpolationUNet.from_t2i(unet, init="middle").eval()

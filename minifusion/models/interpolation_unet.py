@@ -19,6 +19,9 @@ every noisy slot an input path and every output its own slot from step 0:
 - each output k adds ``c_k(t) * (noisy slot k - mean of the slots)`` (``slot_deviation``), with
   c_k(t) a linear map of the time embedding starting at ``SLOT_SKIP_INIT``: the target
   v_k = sqrt(ab) eps_k - sqrt(1 - ab) x_k holds slot k's own noise, which the mean cannot give;
+- optionally (``blend_path=True``) each output also adds ``e_k(t) * (a_k - mean a) * (right - left)``
+  with a_k = k / 4 its place between the keyframes (``blend_deviation``): a linear path from the
+  keyframes to the object's shift from the middle frame; e starts at zero, so the init is unchanged;
 - ``init="middle"``, the first design (kept for the ablation), gives only the middle slot
   (channels 8..11 of 20) the T2I weights and has no deviation path: the outer slots start with
   no input at all, and at 1500 steps their frames were still speckled while the middle was clean.
@@ -51,7 +54,7 @@ from minifusion.models.unet import UNet, UNetConfig, _Conditioning, widen_input_
 from minifusion.nn import AlphaMergedTemporal, BottleneckResBlock, TemporalConv1d, TimestepEmbedding
 
 NEW_PREFIXES = ("skip_embedding.", "perturbation_embedding.", "null_encoder_hidden_states", "conv_in.", "conv_out.",
-                "slot_skip.")
+                "slot_skip.", "blend_path.")
 INITS = ("slots", "middle")
 SLOT_SKIP_INIT = 0.5  # c(t) at init, for every t (the trained c(t) is a function of the time embedding)
 
@@ -65,6 +68,7 @@ class InterpolationUNetConfig(UNetConfig):
     prediction_type: str = "v_prediction"  # training target (recorded)
     num_pairs: int = 7  # keyframe pairs used by example_inputs() (8 keyframes)
     slot_skip: bool = False  # each output adds c(t) * (its noisy slot - the slots' mean); see from_t2i(init="slots")
+    blend_path: bool = False  # each output adds e(t) * (its place in the keyframe blend - the mean place); zero at init
 
 
 class InterpolationUNet(UNet):
@@ -92,6 +96,10 @@ class InterpolationUNet(UNet):
             self.slot_skip = nn.Linear(embed_dim, n)
             nn.init.zeros_(self.slot_skip.weight)
             nn.init.zeros_(self.slot_skip.bias)
+        if cfg.blend_path:  # e_k(t) per output, from the time embedding: zero at init (the output is unchanged)
+            self.blend_path = nn.Linear(embed_dim, n)
+            nn.init.zeros_(self.blend_path.weight)
+            nn.init.zeros_(self.blend_path.bias)
         for _, _, level in self.named_levels():
             for layer in level.layers:
                 if isinstance(layer, BottleneckResBlock):
@@ -111,7 +119,8 @@ class InterpolationUNet(UNet):
 
     # -- initialisation from the T2I model -----------------------------------------------------
     @classmethod
-    def from_t2i(cls, unet: UNet, *, init: str = "slots", **config_overrides) -> "InterpolationUNet":
+    def from_t2i(cls, unet: UNet, *, init: str = "slots", blend_path: bool = False,
+                 **config_overrides) -> "InterpolationUNet":
         """Copy ``unet``'s weights into an interpolator (module docstring: the two ``init`` designs).
 
         ``init="slots"``: every noisy slot gets the T2I input weights / n (the trunk sees their mean)
@@ -126,7 +135,8 @@ class InterpolationUNet(UNet):
         latent = unet.config.in_channels
         if unet.config.out_channels != latent:
             raise ValueError(f"the T2I U-Net must predict its input: in {latent}, out {unet.config.out_channels}")
-        base.update(in_channels=latent * (n + 2), out_channels=latent * n, slot_skip=init == "slots")
+        base.update(in_channels=latent * (n + 2), out_channels=latent * n, slot_skip=init == "slots",
+                    blend_path=bool(blend_path))
         model = cls(cls.config_class(**{**base, **config_overrides}))
         param = next(unet.parameters())
         model.to(device=param.device, dtype=param.dtype)
@@ -201,7 +211,20 @@ class InterpolationUNet(UNet):
         out = rearrange(out, "(b p) c h w -> b c p h w", p=p)  # (B, n * C, P, H, W)
         if self.config.slot_skip:
             out = out + self.slot_deviation(sample, temb)
+        if self.config.blend_path:
+            out = out + self.blend_deviation(sample, temb)
         return out
+
+    def blend_deviation(self, sample: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        """e_k(t) * (a_k - mean a) * (right - left), a_k = k / (n + 1): frame k's place in the blend of
+        the two keyframes relative to the mean place, a linear path from the keyframes to each output
+        (the object's shift from the middle frame). (B, 20, P, H, W), (B, E) -> (B, 12, P, H, W)."""
+        n, c = self.config.frames_per_pair, self.latent_channels
+        left, right = sample[:, :c], sample[:, c * (n + 1):]  # (B, C, P, H, W) each
+        a = torch.arange(1, n + 1, device=sample.device, dtype=sample.dtype) / (n + 1)  # (n,)
+        coef = self.blend_path(temb) * (a - a.mean())  # (B, n)
+        dev = coef[:, :, None, None, None, None] * (right - left)[:, None]  # (B, n, C, P, H, W)
+        return rearrange(dev, "b n c p h w -> b (n c) p h w")
 
     def slot_deviation(self, sample: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
         """c_k(t) * (noisy slot k - mean of the noisy slots): each output's own path from its slot.

@@ -90,6 +90,7 @@ class InterpolationRecipe:
     keyframe_dropout: float = 0.1  # probability of zeroing a sample's keyframe channels (context guidance)
     freeze_spatial: bool = False  # train only the new parts (the paper fine-tunes everything)
     init: str = "slots"  # InterpolationUNet.from_t2i: "slots" (every noisy slot reads the T2I input) or "middle"
+    blend_path: bool = False  # InterpolationUNet.from_t2i: a linear path from the keyframes' difference to each output
     beta_schedule: str = "squaredcos_cap_v2"  # noise schedule of training and sampling
     num_train_timesteps: int = 1000  # diffusion steps T
     encode_batch_size: int = 8  # clips per autoencoder call when filling the latent caches
@@ -111,6 +112,8 @@ class InterpolationRecipe:
             raise ValueError(f"freeze_spatial {self.freeze_spatial!r} is not allowed; it must be true or false")
         if self.init not in INITS:
             raise ValueError(f"init {self.init!r} is not allowed; it must be one of {INITS}")
+        if not isinstance(self.blend_path, bool):
+            raise ValueError(f"blend_path {self.blend_path!r} is not allowed; it must be true or false")
         g = self.eval_guidance_scale
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
             raise ValueError(f"eval_guidance_scale {g!r} is not allowed; it must be a number >= 0 (1 = no guidance)")
@@ -380,7 +383,8 @@ def run_interpolation_stage(stage: str, recipe_class: type, out_dir, *, build_mo
 
 
 def _build_interpolation_unet(recipe: InterpolationRecipe, unet, text_encoder, latent_size: int) -> InterpolationUNet:
-    model = InterpolationUNet.from_t2i(unet, init=recipe.init, frames_per_pair=recipe.frames_per_pair,
+    model = InterpolationUNet.from_t2i(unet, init=recipe.init, blend_path=recipe.blend_path,
+                                       frames_per_pair=recipe.frames_per_pair,
                                        sample_size=latent_size,
                                        num_pairs=recipe.data.num_frames - 1, null_context_length=1)
     with torch.no_grad():  # the T2I model's unconditional input: the text encoder's null token, alone
