@@ -7,6 +7,11 @@ each stage's recipe, step count, last logged loss, seconds per step and training
 plot, sample pictures) are copied to ``training/STAGE/`` so every figure can be traced.
 
     python scripts/ship_checkpoint.py --from runs/shapes --command "python -m minifusion train all ..."
+    python scripts/ship_checkpoint.py --from runs/interp --stage interpolation   # replace one retrained stage
+
+With ``--stage`` only that stage's components (``STAGE_PARTS``) and ``training/STAGE/`` files are
+replaced in the shipped folder and its ``training/summary.json`` entry rewritten; the card is left
+as it is (edit its lines for the stage by hand, from the new ``training/STAGE/metrics.json``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from minifusion.models import UNet
+from minifusion.models import InterpolationUNet, UNet
 from minifusion.pipeline import FusionFramesPipeline
 from minifusion.pipelines.model_index import CHECKPOINTS_DIR
 
@@ -30,6 +35,8 @@ STAGES = ("autoencoder", "t2i", "keyframes", "keyframes_continued", "interpolati
 RUN_FILES = ("recipe.json", "metrics.json", "log.csv", "loss.png", "motion.csv", "motion_samples.png",
              "reconstructions.png", "samples.png", "interpolation.png", "compare.png")
 EXTRA_PARTS = {"unet": UNet}  # the T2I U-Net (notebook 06 samples it); not a pipeline component
+# what --stage replaces: folder -> model class (None: a scheduler folder, copied as it is)
+STAGE_PARTS = {"interpolation": {"interpolation_unet": InterpolationUNet, "interpolation_scheduler": None}}
 
 
 def log_summary(path: Path) -> dict:
@@ -74,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", default="1 torch thread per training process")
     parser.add_argument("--max-mb", type=float, default=50.0, help="refuse to ship more than this (default 50)")
     parser.add_argument("--card-only", action="store_true", help="only rewrite README.md of a shipped folder")
+    parser.add_argument("--stage", choices=sorted(STAGE_PARTS), default=None,
+                        help="replace only this retrained stage (its parts and training files) in the shipped folder")
     parser.add_argument("--quality", type=Path, default=None,
                         help="JSON written by benchmarks/bench_quality.py --json, quoted in the card")
     args = parser.parse_args(argv)
@@ -85,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         (target / "README.md").write_text(card(args, stages, size_mb))
         print(f"rewrote {target / 'README.md'}")
         return 0
+    if args.stage:
+        return replace_stage(args.source, target, args.stage)
     pipe = FusionFramesPipeline.from_pretrained(args.source)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -113,6 +124,31 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(target)
     tmp.rename(target)
     print(f"shipped {args.source} -> {target} ({size_mb:.1f} MB)")
+    return 0
+
+
+def replace_stage(source: Path, target: Path, stage: str) -> int:
+    """Copy ``stage``'s parts (float16 weights) and run files from ``source`` into the shipped ``target``."""
+    run = source / "runs" / stage
+    if not (run / "metrics.json").is_file():
+        raise SystemExit(f"{run / 'metrics.json'} does not exist: train the {stage} stage into {source} first")
+    for part, model_class in STAGE_PARTS[stage].items():
+        if model_class is None:
+            shutil.copytree(source / part, target / part, dirs_exist_ok=True)
+        else:
+            shutil.rmtree(target / part, ignore_errors=True)
+            model_class.from_pretrained(source / part).save_pretrained(target / part, dtype=torch.float16)
+    dest = target / "training" / stage
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for name in RUN_FILES:
+        if (run / name).is_file():
+            shutil.copy2(run / name, dest / name)
+    summary_path = target / "training" / "summary.json"
+    stages = json.loads(summary_path.read_text())
+    stages[stage] = {**log_summary(run / "log.csv"), "metrics": json.loads((run / "metrics.json").read_text())}
+    summary_path.write_text(json.dumps(stages, indent=2, default=str) + "\n")
+    print(f"replaced {stage} in {target} from {source}: {', '.join(STAGE_PARTS[stage])}, training/{stage}/")
     return 0
 
 
