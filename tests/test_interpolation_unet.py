@@ -67,8 +67,9 @@ def test_interpolator_slots_init_each_output_answers_its_own_noisy_slot_most():
 
 def test_interpolator_blend_path_is_silent_at_init_and_adds_each_frames_place_between_the_keyframes():
     unet = t2i()
-    plain = InterpolationUNet.from_t2i(unet).eval()
-    model = InterpolationUNet.from_t2i(unet, blend_path=True).eval()
+    plain = InterpolationUNet.from_t2i(unet, blend_path=False).eval()
+    model = InterpolationUNet.from_t2i(unet).eval()  # "slots" has the blend path by default
+    assert model.config.blend_path and not InterpolationUNet.from_t2i(unet, init="middle").config.blend_path
     x, t = pairs()
     assert torch.equal(model(x, t, frame_skip=4), plain(x, t, frame_skip=4))
     with torch.no_grad():

@@ -19,7 +19,7 @@ every noisy slot an input path and every output its own slot from step 0:
 - each output k adds ``c_k(t) * (noisy slot k - mean of the slots)`` (``slot_deviation``), with
   c_k(t) a linear map of the time embedding starting at ``SLOT_SKIP_INIT``: the target
   v_k = sqrt(ab) eps_k - sqrt(1 - ab) x_k holds slot k's own noise, which the mean cannot give;
-- optionally (``blend_path=True``) each output also adds ``e_k(t) * (a_k - mean a) * (right - left)``
+- each output also adds (``blend_path``, on by default) ``e_k(t) * (a_k - mean a) * (right - left)``
   with a_k = k / 4 its place between the keyframes (``blend_deviation``): a linear path from the
   keyframes to the object's shift from the middle frame; e starts at zero, so the init is unchanged;
 - ``init="middle"``, the first design (kept for the ablation), gives only the middle slot
@@ -119,7 +119,7 @@ class InterpolationUNet(UNet):
 
     # -- initialisation from the T2I model -----------------------------------------------------
     @classmethod
-    def from_t2i(cls, unet: UNet, *, init: str = "slots", blend_path: bool = False,
+    def from_t2i(cls, unet: UNet, *, init: str = "slots", blend_path: bool | None = None,
                  **config_overrides) -> "InterpolationUNet":
         """Copy ``unet``'s weights into an interpolator (module docstring: the two ``init`` designs).
 
@@ -129,6 +129,7 @@ class InterpolationUNet(UNet):
         """
         if init not in INITS:
             raise ValueError(f"init {init!r} must be one of {INITS}")
+        blend_path = init == "slots" if blend_path is None else blend_path
         base = {f.name: getattr(unet.config, f.name) for f in dataclasses.fields(UNetConfig)}
         base.pop("prediction_type")
         n = config_overrides.get("frames_per_pair", 3)

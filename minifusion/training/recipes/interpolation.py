@@ -90,7 +90,7 @@ class InterpolationRecipe:
     keyframe_dropout: float = 0.1  # probability of zeroing a sample's keyframe channels (context guidance)
     freeze_spatial: bool = False  # train only the new parts (the paper fine-tunes everything)
     init: str = "slots"  # InterpolationUNet.from_t2i: "slots" (every noisy slot reads the T2I input) or "middle"
-    blend_path: bool = False  # InterpolationUNet.from_t2i: a linear path from the keyframes' difference to each output
+    blend_path: bool | None = None  # from_t2i's path from the keyframes' difference to each output (None: with "slots")
     beta_schedule: str = "squaredcos_cap_v2"  # noise schedule of training and sampling
     num_train_timesteps: int = 1000  # diffusion steps T
     encode_batch_size: int = 8  # clips per autoencoder call when filling the latent caches
@@ -112,8 +112,8 @@ class InterpolationRecipe:
             raise ValueError(f"freeze_spatial {self.freeze_spatial!r} is not allowed; it must be true or false")
         if self.init not in INITS:
             raise ValueError(f"init {self.init!r} is not allowed; it must be one of {INITS}")
-        if not isinstance(self.blend_path, bool):
-            raise ValueError(f"blend_path {self.blend_path!r} is not allowed; it must be true or false")
+        if self.blend_path is not None and not isinstance(self.blend_path, bool):
+            raise ValueError(f"blend_path {self.blend_path!r} is not allowed; it must be true, false or null")
         g = self.eval_guidance_scale
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
             raise ValueError(f"eval_guidance_scale {g!r} is not allowed; it must be a number >= 0 (1 = no guidance)")
