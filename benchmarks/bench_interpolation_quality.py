@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -56,6 +57,16 @@ def _count(value: str) -> int:
     return n
 
 
+def _guidance(value: str) -> float:
+    try:
+        s = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} must be a number >= 0") from None
+    if not math.isfinite(s) or s < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be a number >= 0")
+    return s
+
+
 def pipeline_sampler(pipe: FusionFramesPipeline):
     """A fresh copy of the interpolation scheduler exactly as the pipeline samples with it (its class,
     with the dynamic thresholding of its settings)."""
@@ -63,14 +74,14 @@ def pipeline_sampler(pipe: FusionFramesPipeline):
 
 
 def run(pipe: FusionFramesPipeline, *, clips: int, two_shape_clips: int | None, steps: int | None, sampler: str,
-        seed: int) -> dict:
+        seed: int, guidance: float | None = None) -> dict:
     """``evaluate_interpolation`` of ``pipe``'s interpolator with the ``sampler`` ("pipeline" or "ddim")."""
     steps = steps or pipe.settings.interpolation_num_inference_steps
     start = time.perf_counter()
     results = evaluate_interpolation(
         pipe.interpolation_unet, pipe.interpolation_scheduler, pipe.autoencoder, split="heldout", num_clips=clips,
         num_two_shape_clips=two_shape_clips, seed=seed, num_inference_steps=steps,
-        guidance_scale=pipe.settings.interpolation_guidance_scale,
+        guidance_scale=pipe.settings.interpolation_guidance_scale if guidance is None else guidance,
         sampler=pipeline_sampler(pipe) if sampler == "pipeline" else None)
     results["seconds"] = time.perf_counter() - start
     results["bars"] = interpolation_bars(results)
@@ -90,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampler", choices=("pipeline", "ddim"), default="pipeline",
                         help="pipeline: the pipeline's interpolation scheduler with its thresholding (default); "
                              "ddim: DDIM on the same config, no thresholding (evaluate_interpolation's default)")
+    parser.add_argument("--guidance", type=_guidance, default=None, metavar="S",
+                        help="context guidance scale s over the keyframes (default: the pipeline's, 1.25; 1 = none)")
     parser.add_argument("--seed", type=int, default=0, help="clip windows and sampling noise seed (default 0)")
     parser.add_argument("--threads", type=_positive, default=None, metavar="N",
                         help="torch CPU threads (default: torch's)")
@@ -104,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{folder} has no interpolation U-Net; nothing to measure", file=sys.stderr)
         return 0
     results = run(pipe, clips=args.clips, two_shape_clips=args.two_shape_clips, steps=args.steps,
-                  sampler=args.sampler, seed=args.seed)
+                  sampler=args.sampler, seed=args.seed, guidance=args.guidance)
     results.update(checkpoint=str(folder), seed=args.seed, torch_threads=torch.get_num_threads())
     print(format_interpolation_report(results))
     passed = sum(b["passed"] for b in results["bars"])

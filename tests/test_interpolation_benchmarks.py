@@ -20,9 +20,10 @@ def test_init_benchmark_prints_every_design_and_the_middle_design_starts_worse_o
 def test_quality_benchmark_prints_the_table_and_the_bars(tmp_path, capsys):
     path = tmp_path / "i.json"
     assert bench_interpolation_quality.main(["--clips", "1", "--two-shape-clips", "0", "--steps", "1",
-                                             "--threads", "1", "--json", str(path)]) == 0
+                                             "--threads", "1", "--guidance", "1.5", "--json", str(path)]) == 0
     out = capsys.readouterr().out
     assert "latent blend" in out and "autoencoder (ceiling)" in out and "bars passed" in out
     report = json.loads(path.read_text())
+    assert report["guidance_scale"] == 1.5
     assert report["pass1"]["by_position"]["model"]["middle"]["num_frames"] == 7  # one clip: 7 gaps, 1 middle frame each
     assert {b["name"] for b in report["bars"]} and all(isinstance(b["passed"], bool) for b in report["bars"])
