@@ -90,7 +90,8 @@ def test_bad_arguments_name_the_value(tmp_path, base):
 def test_the_three_tables_cover_the_papers_variants():
     assert TABLES["table1"].variants == ("conv1d_attn1d_layers", "conv1d_attn1d_blocks", "conv3d_attn1d_blocks",
                                          "conv1d_attn3d_blocks")
-    assert {TABLES["table2"].stage_of(v) for v in TABLES["table2"].variants} == {"interpolation", "mfi"}
+    assert {TABLES["table2"].stage_of(v) for v in TABLES["table2"].variants} == {"interpolation", "mfi", None}
+    assert TABLES["table2"].stage_of("latent_blend") is None  # the baseline row: nothing to train
     table3 = TABLES["table3"]
     assert table3.stage_of("image") is None and {table3.stage_of(v) for v in table3.variants[1:]} == {"decoder"}
     for spec in TABLES.values():

@@ -61,21 +61,38 @@ def evaluate_interpolator(folder: Path, variant: str, seed: int, options: Ablati
     from minifusion.training.recipes.interpolation_eval import evaluate_interpolation
 
     device = _device(options)
-    model, scheduler = _load_interpolator(folder, variant)
     autoencoder = Autoencoder.from_pretrained(folder / "autoencoder").to(device).eval()
-    result = evaluate_interpolation(model.to(device).eval(), scheduler, autoencoder, num_clips=options.num_clips,
+    if variant == "latent_blend":  # no network: the keyframe latents blended linearly
+        from minifusion.training.recipes.interpolation_eval import linear_blend
+
+        model, scheduler = None, None
+        interpolate_fn = lambda latents, frame_skip, generator: linear_blend(latents, 3)  # noqa: E731
+    else:
+        model, scheduler = _load_interpolator(folder, variant)
+        model, interpolate_fn = model.to(device).eval(), None
+    result = evaluate_interpolation(model, scheduler, autoencoder, num_clips=options.num_clips,
                                     num_inference_steps=options.num_inference_steps, seed=1000 + seed,
-                                    return_frames=True)
+                                    interpolate_fn=interpolate_fn, return_frames=True)
     pass1, pass2 = result["pass1"], result["pass2"]
     frames = pass1["frames"]
+    by_position = pass1["by_position"]
+    model_all = by_position["model"]["all"]
     metrics = {"psnr_pass1_db": pass1["psnr_db"], "psnr_pass2_db": pass2["psnr_db"] if pass2 else None,
                "latent_mse_pass1": pass1["latent_mse"],
+               # from the pixels, every generated frame of pass 1 (minifusion.eval.interpolation_metrics)
+               "ssim_pass1": model_all["ssim"], "centroid_error_px_pass1": model_all["centroid_error_px"],
+               "one_object_rate_pass1": model_all["one_object_rate"], "hit_rate_pass1": model_all["hit_rate"],
+               # next to a keyframe (positions 1, 3) against the middle (2): an interpolator whose outer
+               # noisy slots have no input path at init is blurred there
+               "outer_middle_gap_db": abs(by_position["model"]["outer"]["psnr_db"]
+                                          - by_position["model"]["middle"]["psnr_db"]),
+
                # mean |frame-to-frame change| of the interpolated clips relative to the true clips' (1 = as much)
                "flicker_ratio": float(frame_difference(frames["model"]).mean() / frame_difference(frames["truth"]).mean()),
                "seconds_per_video": pass1["interpolation_seconds"] / result["num_clips"],
                # CPU time of this process: with one torch thread, the pass's cost whatever else the machine runs
                "cpu_seconds_per_video": pass1["interpolation_cpu_seconds"] / result["num_clips"],
-               "parameters": sum(p.numel() for p in model.parameters())}
+               "parameters": 0 if model is None else sum(p.numel() for p in model.parameters())}
     from minifusion.eval.keyframe_scores import frechet_video_distance_of_clips
 
     # The metric networks see 8 frames 4 source frames apart; on a 29-frame clip those are exactly the
@@ -135,23 +152,37 @@ TABLES: dict[str, TableSpec] = {
         key="table2", title="Table 2 at toy scale: FusionFrames interpolation vs masked-frame interpolation (MFI)",
         paper="FusionFrames interpolation has better FVD than MFI and is over 3x faster per video "
               "(FusionFrames Table 2, section 4.2).",
-        variants=("fusionframes", "mfi"), stage_of=lambda v: {"fusionframes": "interpolation", "mfi": "mfi"}[v],
+        variants=("fusionframes", "mfi", "latent_blend"),
+        stage_of=lambda v: {"fusionframes": "interpolation", "mfi": "mfi", "latent_blend": None}[v],
         train_kwargs=lambda v: {}, links=T2I_PARTS,
         # the stage's own held-out report is skipped: the table evaluates every run itself (more clips)
         config_of=lambda v: {"training": {"lr": 3e-4}, "eval_clips": 0},
         default_steps=1500,
         columns=(Column("psnr_pass1_db", "PSNR pass 1 (dB)", "{:.2f}", "higher"),
+                 Column("ssim_pass1", "SSIM pass 1", "{:.4f}", "higher"),
+                 Column("centroid_error_px_pass1", "centroid error pass 1 (px)", "{:.2f}", "lower"),
+                 Column("one_object_rate_pass1", "one object pass 1", "{:.3f}", "higher"),
+                 Column("hit_rate_pass1", "hit pass 1", "{:.3f}", "higher"),
+                 Column("outer_middle_gap_db", "outer - middle gap (dB)", "{:.2f}", "lower"),
                  Column("psnr_pass2_db", "PSNR pass 2 (dB)", "{:.2f}", "higher"),
                  Column("flicker_ratio", "flicker ratio", "{:.3f}", "lower"),
                  Column("fvd", "FVD", "{:.2f}", "lower"),
                  Column("cpu_seconds_per_video", "CPU s / video", "{:.2f}", "lower"),
                  Column("seconds_per_video", "wall s / video", "{:.2f}", "lower"),
                  Column("parameters", "parameters", "{:,.0f}")),
-        # 2: FVD of the interpolated frames (1 saw keyframes only); 3: CPU seconds next to wall seconds
-        evaluate=evaluate_interpolator, eval_version=3,
+        # 2: FVD of the interpolated frames (1 saw keyframes only); 3: CPU seconds next to wall seconds;
+        # 4: SSIM, centroid, one object, hit, outer-middle gap and the latent blend's figures
+        evaluate=evaluate_interpolator, eval_version=4,
         notes=("Interpolating the true keyframes of held-out clips (8 -> 29 frames); s / video: the "
                "interpolation pass's time divided by the batch of clips, as CPU time of the process (with "
                "--threads 1 it does not depend on what else runs on the machine) and as wall time.",
+               "SSIM, centroid error, one object (as many objects as the truth), hit (right count and "
+               "centroid within 1.5 px) and the outer - middle gap (|PSNR at positions 1, 3 - PSNR at 2| of "
+               "each keyframe pair): every generated frame of pass 1, from the pixels "
+               "(minifusion.eval.interpolation_metrics).",
+               "latent_blend: no network, the keyframe latents blended linearly and decoded (the baseline a "
+               "latent interpolator must beat); the same clips, so its row repeats over seeds only through "
+               "the clip windows.",
                "FVD: of the interpolated frames only (frames 1, 5, ..., 25 and the two other phases, each "
                "against the true frames at the same positions, mean of the three); the metric's 8 frames of a "
                "29-frame clip would be the given keyframes.")),
