@@ -512,6 +512,9 @@ def test_sampling_scheduler_config_keeps_the_trained_schedule_and_converts_back(
     from minifusion.pipelines.model_index import sampling_scheduler_config
 
     trained = DDPMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction")
+    assert sampling_scheduler_config(trained, timestep_spacing="trailing")["timestep_spacing"] == "trailing"
+    with pytest.raises(ValueError, match="timestep_spacing"):
+        sampling_scheduler_config(trained, timestep_spacing="uniform")
     config = sampling_scheduler_config(trained)
     assert config["_class_name"] == "DPMSolverMultistepScheduler"
     assert config["algorithm_type"] == "sde-dpmsolver++" and config["solver_order"] == 2

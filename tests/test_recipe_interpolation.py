@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from minifusion.data import MovingShapes
-from minifusion.diffusion import DDIMScheduler, DDPMScheduler
+from minifusion.diffusion import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from minifusion.models.interpolation_unet import InterpolationUNet
 from minifusion.models.masked_interpolation_unet import MaskedInterpolationUNet
 from minifusion.pipelines.interpolation import interleave, interpolate_pass
@@ -314,6 +314,11 @@ def test_interpolation_stage_writes_its_parts_and_psnr(trained):
     sched = json.loads((out / "interpolation_scheduler" / "scheduler_config.json").read_text())
     assert sched["_class_name"] == "DPMSolverMultistepScheduler" and sched["prediction_type"] == "v_prediction"
     assert sched["algorithm_type"] == "sde-dpmsolver++" and sched["beta_schedule"] == "squaredcos_cap_v2"
+    # 5 steps from t = 999 (pure noise), not from t = 800 where 31% of the signal is assumed present
+    assert sched["timestep_spacing"] == "trailing"
+    sampler = DPMSolverMultistepScheduler.from_config({k: v for k, v in sched.items() if k != "_class_name"})
+    sampler.set_timesteps(5)
+    assert int(sampler.timesteps[0]) == 999
     index = json.loads(trained.index_before_mfi)
     assert index["components"]["interpolation_unet"] == "InterpolationUNet"
     assert index["components"]["interpolation_scheduler"] == "DPMSolverMultistepScheduler"

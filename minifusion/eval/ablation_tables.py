@@ -50,8 +50,12 @@ def _load_interpolator(folder: Path, variant: str):
     model_class, name = {"fusionframes": (InterpolationUNet, "interpolation"),
                          "mfi": (MaskedInterpolationUNet, "mfi")}[variant]
     model = model_class.from_pretrained(folder / f"{name}_unet")
+    from minifusion.training.recipes.interpolation import INTERPOLATION_SAMPLER_OPTIONS
+
     config = json.loads((folder / f"{name}_scheduler" / "scheduler_config.json").read_text())
     config.pop("_class_name", None)
+    # every run sampled alike, whichever spacing its folder was written with (the pipeline's: trailing)
+    config.update(INTERPOLATION_SAMPLER_OPTIONS)
     return model, DDPMScheduler.from_config(config)
 
 
@@ -171,9 +175,10 @@ TABLES: dict[str, TableSpec] = {
                  Column("seconds_per_video", "wall s / video", "{:.2f}", "lower"),
                  Column("parameters", "parameters", "{:,.0f}")),
         # 2: FVD of the interpolated frames (1 saw keyframes only); 3: CPU seconds next to wall seconds;
-        # 4: SSIM, centroid, one object, hit, outer-middle gap and the latent blend's figures
-        evaluate=evaluate_interpolator, eval_version=4,
-        notes=("Interpolating the true keyframes of held-out clips (8 -> 29 frames); s / video: the "
+        # 4: SSIM, centroid, one object, hit, outer-middle gap, the latent blend row; 5: trailing spacing
+        evaluate=evaluate_interpolator, eval_version=5,
+        notes=("Interpolating the true keyframes of held-out clips (8 -> 29 frames) with DDIM (the evaluation's "
+               "steps, trailing timestep spacing, context guidance 1.25); s / video: the "
                "interpolation pass's time divided by the batch of clips, as CPU time of the process (with "
                "--threads 1 it does not depend on what else runs on the machine) and as wall time.",
                "SSIM, centroid error, one object (as many objects as the truth), hit (right count and "

@@ -129,17 +129,18 @@ DEFAULT_SAMPLER_CLASS = "DPMSolverMultistepScheduler"
 DEFAULT_SAMPLER_OPTIONS: dict[str, Any] = {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}
 
 
-def sampling_scheduler_config(training_scheduler) -> dict[str, Any]:
+def sampling_scheduler_config(training_scheduler, **options: Any) -> dict[str, Any]:
     """The ``scheduler_config.json`` content of a pipeline folder for a model trained with ``training_scheduler``.
 
     The same noise schedule, timesteps and prediction type, sampled with the default sampler
-    (``DEFAULT_SAMPLER_CLASS`` with ``DEFAULT_SAMPLER_OPTIONS``). A training stage that reads the file
-    back converts it to the class it needs (``DDPMScheduler.from_config``), as diffusers does.
+    (``DEFAULT_SAMPLER_CLASS`` with ``DEFAULT_SAMPLER_OPTIONS``, then ``options``, e.g. the
+    interpolator's ``timestep_spacing="trailing"``). A training stage that reads the file back
+    converts it to the class it needs (``DDPMScheduler.from_config``), as diffusers does.
     """
     from minifusion import diffusion
 
     sampler = getattr(diffusion, DEFAULT_SAMPLER_CLASS).from_config(dict(training_scheduler.config),
-                                                                    **DEFAULT_SAMPLER_OPTIONS)
+                                                                    **{**DEFAULT_SAMPLER_OPTIONS, **options})
     return {"_class_name": DEFAULT_SAMPLER_CLASS, **sampler.config}
 
 

@@ -308,9 +308,19 @@ def encode_windows(recipe: InterpolationRecipe, autoencoder, out_dir: Path, devi
     return PairedLatents(coarse, fine)
 
 
+# The interpolators sample in 5 steps, so where the first step sits matters: "leading" spacing
+# starts 5 steps at t = 800, where the cosine schedule keeps sqrt(alpha_bar) = 0.31 of the signal, and
+# the model is asked to read structure into pure noise; "trailing" starts at t = 999 (alpha_bar ~ 0),
+# as Lin et al. 2024 (sections 3.3-3.4) recommend. Measured on the interpolator (docs/interpolation.md):
+# SSIM of the generated frames 0.950 -> 0.956 at the same PSNR.
+INTERPOLATION_SAMPLER_OPTIONS = {"timestep_spacing": "trailing"}
+
+
 def save_scheduler(scheduler, folder: Path) -> Path:
-    """``folder/scheduler_config.json``: the pipeline's sampler for a model trained with ``scheduler``."""
-    return write_json(folder / SCHEDULER_CONFIG_NAME, sampling_scheduler_config(scheduler))
+    """``folder/scheduler_config.json``: the pipeline's sampler for a model trained with ``scheduler``
+    (``INTERPOLATION_SAMPLER_OPTIONS``: trailing timestep spacing)."""
+    return write_json(folder / SCHEDULER_CONFIG_NAME,
+                      sampling_scheduler_config(scheduler, **INTERPOLATION_SAMPLER_OPTIONS))
 
 
 
