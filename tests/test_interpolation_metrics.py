@@ -300,13 +300,16 @@ def test_evaluate_interpolation_on_a_tiny_model_uses_the_given_sampler():
     kwargs = dict(num_clips=2, num_two_shape_clips=1, num_keyframes=3, size=16, num_inference_steps=2)
     spy = _CountingDDIM(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction")
     res = evaluate_interpolation(model, spy, autoencoder, **kwargs)  # default: a fresh DDIM from the config
-    assert _CountingDDIM.calls == 0 and res["sampler"] == "DDIMScheduler"
+    assert _CountingDDIM.calls == 0 and res["sampler"] == "DDIMScheduler (leading spacing)"
     res = evaluate_interpolation(model, None, autoencoder, sampler=spy, **kwargs)
-    assert _CountingDDIM.calls == 2 and res["sampler"] == "_CountingDDIM"  # used as is, once per pass
+    assert _CountingDDIM.calls == 2 and res["sampler"] == "_CountingDDIM (leading spacing)"  # used as is, once per pass
     dpm = DPMSolverMultistepScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction",
                                       algorithm_type="sde-dpmsolver++")
     res = evaluate_interpolation(model, None, autoencoder, sampler=dpm, **kwargs)
-    assert res["sampler"] == "DPMSolverMultistepScheduler (sde-dpmsolver++)"
+    assert res["sampler"] == "DPMSolverMultistepScheduler (sde-dpmsolver++, linspace spacing)"
+    trailing = DPMSolverMultistepScheduler.from_config(dpm.config, timestep_spacing="trailing", thresholding=True)
+    res = evaluate_interpolation(model, None, autoencoder, sampler=trailing, **kwargs)
+    assert res["sampler"] == "DPMSolverMultistepScheduler (sde-dpmsolver++, trailing spacing, thresholding)"
     for key in ("pass1", "pass2"):
         r = res[key]
         assert r["by_kind"]["two_shapes"]["num_clips"] == 1 and r["by_kind"]["single_shape"]["num_clips"] == 2

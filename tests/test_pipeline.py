@@ -531,6 +531,8 @@ def test_shipped_checkpoint_samples_with_the_measured_defaults():
         "DPMSolverMultistepScheduler"
     assert index["settings"]["num_inference_steps"] == 15
     assert index["settings"]["interpolation_num_inference_steps"] == 5
-    for name in ("scheduler", "interpolation_scheduler"):
+    # interpolation: 5 steps from t = 999 ("trailing") with context guidance 1.5 (docs/interpolation.md)
+    assert index["settings"]["interpolation_guidance_scale"] == 1.5
+    for name, spacing in (("scheduler", "leading"), ("interpolation_scheduler", "trailing")):
         config = json.loads((pretrained() / name / "scheduler_config.json").read_text())
-        assert config["algorithm_type"] == "sde-dpmsolver++"
+        assert config["algorithm_type"] == "sde-dpmsolver++" and config["timestep_spacing"] == spacing

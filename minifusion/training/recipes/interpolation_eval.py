@@ -250,9 +250,12 @@ def evaluate_interpolation(model, scheduler, autoencoder, *, clips: Dataset | No
 
 
 def _sampler_name(sampler) -> str:
-    """``DPMSolverMultistepScheduler (sde-dpmsolver++, thresholding)``-like description of a scheduler instance."""
+    """``DPMSolverMultistepScheduler (sde-dpmsolver++, trailing spacing, thresholding)``-like description of a
+    scheduler instance."""
     config = dict(getattr(sampler, "config", None) or {})
     details = [str(config["algorithm_type"])] if "algorithm_type" in config else []
+    if "timestep_spacing" in config:
+        details.append(f"{config['timestep_spacing']} spacing")
     if config.get("thresholding"):
         details.append("thresholding")
     return type(sampler).__name__ + (f" ({', '.join(details)})" if details else "")
