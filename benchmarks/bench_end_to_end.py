@@ -4,8 +4,8 @@
 
 ``FusionFramesPipeline.from_pretrained`` (default: the shipped ``data_samples/checkpoints/moving-shapes``),
 one prompt, 8 keyframes with guidance (the checkpoint's scale, 6), then one (29 frames) or two (113
-frames) interpolation passes with context guidance (1.25), decoded to 64x64 frames. Samplers and steps
-are the checkpoint's defaults (``model_index.json``) unless ``--scheduler`` / ``--steps`` say otherwise.
+frames) interpolation passes with the checkpoint's context guidance (1.5), decoded to 64x64 frames.
+Samplers and steps are the checkpoint's defaults (``model_index.json``) unless ``--scheduler`` / ``--steps`` say otherwise.
 Each video runs in a fresh Python process (this file with ``--worker``), so the peak resident memory
 (``VmHWM``) is that run's alone: it includes the interpreter, torch and the loaded weights, which is
 what a user's process would hold. Reported: load time, generation time of the first call (the
