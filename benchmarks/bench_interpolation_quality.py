@@ -73,16 +73,28 @@ def pipeline_sampler(pipe: FusionFramesPipeline):
     return pipe._schedulers(None, pipe.settings.dynamic_thresholding)[1]
 
 
+def _strength(value: str) -> float:
+    try:
+        s = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} must be a number in (0, 1]") from None
+    if not 0 < s <= 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be a number in (0, 1]")
+    return s
+
+
 def run(pipe: FusionFramesPipeline, *, clips: int, two_shape_clips: int | None, steps: int | None, sampler: str,
-        seed: int, guidance: float | None = None) -> dict:
-    """``evaluate_interpolation`` of ``pipe``'s interpolator with the ``sampler`` ("pipeline" or "ddim")."""
+        seed: int, guidance: float | None = None, strength: float | None = None) -> dict:
+    """``evaluate_interpolation`` of ``pipe``'s interpolator with the ``sampler`` ("pipeline" or "ddim");
+    guidance, steps and strength default to the pipeline's settings."""
     steps = steps or pipe.settings.interpolation_num_inference_steps
     start = time.perf_counter()
     results = evaluate_interpolation(
         pipe.interpolation_unet, pipe.interpolation_scheduler, pipe.autoencoder, split="heldout", num_clips=clips,
         num_two_shape_clips=two_shape_clips, seed=seed, num_inference_steps=steps,
         guidance_scale=pipe.settings.interpolation_guidance_scale if guidance is None else guidance,
-        sampler=pipeline_sampler(pipe) if sampler == "pipeline" else None)
+        sampler=pipeline_sampler(pipe) if sampler == "pipeline" else None,
+        strength=pipe.settings.interpolation_strength if strength is None else strength)
     results["seconds"] = time.perf_counter() - start
     results["bars"] = interpolation_bars(results)
     return results
@@ -103,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                              "ddim: DDIM on the same config, no thresholding (evaluate_interpolation's default)")
     parser.add_argument("--guidance", type=_guidance, default=None, metavar="S",
                         help="context guidance scale s over the keyframes (default: the pipeline's, 1.25; 1 = none)")
+    parser.add_argument("--strength", type=_strength, default=None, metavar="X",
+                        help="in (0, 1]: 1 samples from pure noise, below 1 from the keyframes' latent blend noised "
+                             "part-way (default: the pipeline's interpolation_strength)")
     parser.add_argument("--seed", type=int, default=0, help="clip windows and sampling noise seed (default 0)")
     parser.add_argument("--threads", type=_positive, default=None, metavar="N",
                         help="torch CPU threads (default: torch's)")
@@ -117,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{folder} has no interpolation U-Net; nothing to measure", file=sys.stderr)
         return 0
     results = run(pipe, clips=args.clips, two_shape_clips=args.two_shape_clips, steps=args.steps,
-                  sampler=args.sampler, seed=args.seed, guidance=args.guidance)
+                  sampler=args.sampler, seed=args.seed, guidance=args.guidance, strength=args.strength)
     results.update(checkpoint=str(folder), seed=args.seed, torch_threads=torch.get_num_threads())
     print(format_interpolation_report(results))
     passed = sum(b["passed"] for b in results["bars"])

@@ -7,15 +7,16 @@ source frames apart) and prints, over all frames between keyframes, PSNR, SSIM a
 middle-frame PSNR, the outer - middle gap and how many of its 9 bars pass (``interpolation_bars``);
 the latent blend and the autoencoder round trip close the table.
 
-A variant is ``SCHEDULER-SPACING-STEPS-S``:
+A variant is ``SCHEDULER-SPACING-STEPS-S`` or ``SCHEDULER-SPACING-STEPS-S@STRENGTH``:
 
 - SCHEDULER: ``dpm-sde`` (SDE-DPM-Solver++ 2M, the pipeline's), ``dpm`` (DPM-Solver++ 2M, the ODE) or
   ``ddim``, each with the pipeline's dynamic thresholding; SPACING: ``leading``, ``trailing`` or
   ``linspace`` (``leading`` starts 5 steps at t = 800, where sqrt(alpha_bar) = 0.31 of the signal
-  is assumed present in what is pure noise; ``trailing`` at t = 999; Lin et al. 2024);
-- or ``blend`` with SPACING a start step T: the keyframe latents' linear blend noised to t = T, then
-  STEPS deterministic DDIM steps from T to 0 (an SDEdit start: the blend's layout, the network's
-  detail); S is the context guidance scale.
+  is assumed present in what is pure noise; ``trailing`` at t = 999; Lin et al. 2024); S is the
+  context guidance scale;
+- STRENGTH (default 1, pure noise): below 1, an SDEdit start from the keyframe latents' blend noised
+  to the first of the last round(STRENGTH * STEPS) timesteps (``interpolate_pass(strength=...)``):
+  ``ddim-trailing-5-1.5@0.8`` runs t = 799, 599, 399, 199.
 
     python benchmarks/interpolation_samplers.py --pipeline DIR --threads 1
     python benchmarks/interpolation_samplers.py --variants dpm-sde-leading-5-1.5,dpm-sde-trailing-5-1.5
@@ -33,92 +34,55 @@ import time
 from pathlib import Path
 
 import torch
-from einops import rearrange
 
-from minifusion.diffusion import DDIMScheduler
-from minifusion.diffusion.guidance import classifier_free_guidance
 from minifusion.eval.interpolation_metrics import interpolation_bars
 from minifusion.pipeline import FusionFramesPipeline
 from minifusion.pipelines import pretrained
-from minifusion.pipelines.interpolation import interleave, interpolate_pass, pair_conditioning
+from minifusion.pipelines.interpolation import interpolate_pass
 from minifusion.training.recipes.interpolation_eval import evaluate_interpolation, linear_blend
 
 SCHEDULERS = ("dpm-sde", "dpm", "ddim")
 SPACINGS = ("leading", "trailing", "linspace")
 DEFAULT_VARIANTS = ("dpm-sde-leading-5-1.5", "dpm-sde-trailing-5-1.5", "dpm-trailing-5-1.5", "ddim-trailing-5-1.5",
-                    "ddim-trailing-10-1.5", "blend-600-3-1.5")
+                    "ddim-trailing-10-1.5", "ddim-trailing-5-1.5@0.8", "dpm-sde-trailing-5-1.5@0.8")
 
 
 def parse_variant(name: str) -> dict:
-    """``"dpm-sde-trailing-5-1.5"`` -> {"scheduler", "spacing", "steps", "guidance"}; ``"blend-600-3-1.5"``
-    -> {"scheduler": "blend", "start": 600, ...}. ValueError names what is allowed."""
-    allowed = (f"SCHEDULER-SPACING-STEPS-S with SCHEDULER in {SCHEDULERS} and SPACING in {SPACINGS}, or "
-               "blend-T-STEPS-S with 1 <= T <= 999")
-    scheduler = next((s for s in ("dpm-sde", "dpm", "ddim", "blend") if name.startswith(s + "-")), None)
-    parts = name[len(scheduler) + 1:].split("-") if scheduler else []
+    """``"dpm-sde-trailing-5-1.5@0.8"`` -> {"scheduler", "spacing", "steps", "guidance", "strength"} (strength 1.0
+    without ``@``). ValueError names what is allowed."""
+    allowed = (f"SCHEDULER-SPACING-STEPS-S[@STRENGTH] with SCHEDULER in {SCHEDULERS}, SPACING in {SPACINGS} and "
+               "0 < STRENGTH <= 1")
+    base, _, strength_text = name.partition("@")
+    scheduler = next((s for s in SCHEDULERS if base.startswith(s + "-")), None)
+    parts = base[len(scheduler) + 1:].split("-") if scheduler else []
     if len(parts) != 3:
         raise ValueError(f"variant {name!r} is not {allowed}")
     try:
         steps, guidance = int(parts[1]), float(parts[2])
+        strength = float(strength_text) if strength_text else 1.0
     except ValueError:
-        raise ValueError(f"variant {name!r}: steps and S must be numbers ({allowed})") from None
+        raise ValueError(f"variant {name!r}: steps, S and STRENGTH must be numbers ({allowed})") from None
     if steps < 1 or guidance < 0:
         raise ValueError(f"variant {name!r}: steps must be >= 1 and S >= 0")
-    if scheduler == "blend":
-        if not parts[0].isdigit() or not 1 <= int(parts[0]) <= 999:
-            raise ValueError(f"variant {name!r}: the start step T must be an integer in 1..999")
-        return {"scheduler": "blend", "start": int(parts[0]), "steps": steps, "guidance": guidance}
+    if not 0 < strength <= 1 or round(strength * steps) < 1:
+        raise ValueError(f"variant {name!r}: STRENGTH must be in (0, 1] and keep a step (round(STRENGTH * STEPS) >= 1)")
     if parts[0] not in SPACINGS:
         raise ValueError(f"variant {name!r}: spacing {parts[0]!r} is not one of {SPACINGS}")
-    return {"scheduler": scheduler, "spacing": parts[0], "steps": steps, "guidance": guidance}
-
-
-def blend_start_pass(unet, alphas_cumprod: torch.Tensor, latents: torch.Tensor, *, frame_skip: float, start: int,
-                     steps: int, guidance_scale: float, generator: torch.Generator | None) -> torch.Tensor:
-    """One pass from the keyframe latents' blend noised to ``start``: (B, C, K, h, w) -> (B, C, 4K - 3, h, w).
-
-    x_T = sqrt(ab_T) blend + sqrt(1 - ab_T) noise, then DDIM (eta 0) on ``steps`` evenly spaced
-    timesteps T -> 0 with context guidance, the last step returning the x0 prediction (v model)."""
-    n = unet.config.frames_per_pair
-    b = latents.shape[0]
-    left, right = pair_conditioning(latents)  # (B, C, P, h, w) each
-    blend = linear_blend(latents, n)  # (B, C, F, h, w)
-    mids = torch.stack([blend[:, :, (n + 1) * p + 1:(n + 1) * (p + 1)] for p in range(latents.shape[2] - 1)], 2)
-    x0 = rearrange(mids, "b c p n h w -> b (n c) p h w")  # the interpolator's (B, 12, P, h, w) layout
-    noise = torch.randn(x0.shape, generator=generator)
-    ab = alphas_cumprod.double()
-    x = (ab[start].sqrt() * x0 + (1 - ab[start]).sqrt() * noise).float()
-    cond_left, cond_right = torch.cat([left, torch.zeros_like(left)]), torch.cat([right, torch.zeros_like(right)])
-    timesteps = torch.linspace(start, 0, steps + 1).round().long().tolist()
-    for t, t_next in zip(timesteps[:-1], timesteps[1:]):
-        out = unet(torch.cat([cond_left, torch.cat([x, x]), cond_right], dim=1), t, frame_skip=frame_skip,
-                   perturbation_level=0).float()
-        cond, uncond = out[:b], out[b:]
-        v = classifier_free_guidance(uncond, cond, guidance_scale)
-        a = ab[t].float()
-        x0_hat, eps_hat = a.sqrt() * x - (1 - a).sqrt() * v, (1 - a).sqrt() * x + a.sqrt() * v
-        a_next = ab[t_next].float()
-        x = x0_hat if t_next == 0 else a_next.sqrt() * x0_hat + (1 - a_next).sqrt() * eps_hat
-    return interleave(latents, x, n)
+    return {"scheduler": scheduler, "spacing": parts[0], "steps": steps, "guidance": guidance, "strength": strength}
 
 
 def interpolate_fn(pipe: FusionFramesPipeline, variant: dict):
     """``evaluate_interpolation``'s ``interpolate_fn`` for one variant (pass 2 answered by the latent blend)."""
-    unet, n = pipe.interpolation_unet, pipe.interpolation_unet.config.frames_per_pair
-    if variant["scheduler"] == "blend":
-        alphas_cumprod = DDIMScheduler.from_config(pipe.interpolation_scheduler.config).alphas_cumprod
-    else:
-        base = pipe._schedulers(variant["scheduler"], pipe.settings.dynamic_thresholding)[1]
-        sampler = type(base).from_config(base.config, timestep_spacing=variant["spacing"])
+    n = pipe.interpolation_unet.config.frames_per_pair
+    base = pipe._schedulers(variant["scheduler"], pipe.settings.dynamic_thresholding)[1]
+    sampler = type(base).from_config(base.config, timestep_spacing=variant["spacing"])
 
     def fn(latents, *, frame_skip, generator):
         if frame_skip < pipe.settings.keyframe_frame_skip:  # pass 2: not measured here
             return linear_blend(latents, n)
-        if variant["scheduler"] == "blend":
-            return blend_start_pass(unet, alphas_cumprod, latents, frame_skip=frame_skip, start=variant["start"],
-                                    steps=variant["steps"], guidance_scale=variant["guidance"], generator=generator)
-        return interpolate_pass(unet, sampler, latents, frame_skip=frame_skip, num_inference_steps=variant["steps"],
-                                guidance_scale=variant["guidance"], generator=generator, use_autocast=False,
+        return interpolate_pass(pipe.interpolation_unet, sampler, latents, frame_skip=frame_skip,
+                                num_inference_steps=variant["steps"], guidance_scale=variant["guidance"],
+                                generator=generator, use_autocast=False, strength=variant["strength"],
                                 progress_bar_config={"disable": True})
     return fn
 

@@ -40,7 +40,7 @@ from minifusion.diffusion import (
 )
 from minifusion.models import Autoencoder, InterpolationUNet, KeyframeUNet, TextEncoder
 from minifusion.models.tokenizer import check_prompts
-from minifusion.pipelines.denoising import check_guidance_scale, check_steps
+from minifusion.pipelines.denoising import check_guidance_scale, check_steps, check_strength, kept_steps
 from minifusion.pipelines.interpolation import interpolate_pass, interpolation_frame_skips
 from minifusion.pipelines.keyframes import check_negative_prompt, sample_keyframes
 from minifusion.pipelines.model_index import (
@@ -276,6 +276,7 @@ class FusionFramesPipeline:
         return_dict: bool = True,
         *,
         interpolation_num_inference_steps: int | None = None,
+        interpolation_strength: float | None = None,
         scheduler: str | None = None,
         eta: float = 0.0,
         decoder: str | None = None,
@@ -300,6 +301,9 @@ class FusionFramesPipeline:
                 "interpolation_1" or "interpolation_2"; returning ``{"latents": x}`` replaces the latents.
             return_dict: False returns ``(frames, keyframes)``.
             interpolation_num_inference_steps: steps per interpolation pass (None: settings).
+            interpolation_strength: in (0, 1]; 1 starts each pass from pure noise (the paper), below 1
+                from the keyframes' latent blend noised to the first of the last round(strength * steps)
+                steps, which alone run (an SDEdit start; None: settings).
             scheduler: "dpm" (DPM-Solver++ 2M), "dpm-sde" (its SDE variant), "euler", "ddim" or "ddpm" for both
                 stages, each built from that stage's scheduler config (schedule, prediction type); None = the
                 pipeline's own schedulers.
@@ -319,6 +323,10 @@ class FusionFramesPipeline:
         scale = check_guidance_scale("guidance_scale", s.guidance_scale if guidance_scale is None else guidance_scale)
         interp_scale = check_guidance_scale("interpolation_guidance_scale", s.interpolation_guidance_scale
                                             if interpolation_guidance_scale is None else interpolation_guidance_scale)
+        interp_strength = check_strength(s.interpolation_strength if interpolation_strength is None
+                                         else interpolation_strength, "interpolation_strength")
+        if interpolation_passes:
+            kept_steps(interp_strength, interp_steps)  # fail before the keyframes are drawn
         chunk = check_steps("decode_chunk_size",
                             s.decode_chunk_size if decode_chunk_size is None else decode_chunk_size)
         if dynamic_thresholding is not None and not isinstance(dynamic_thresholding, bool):
@@ -356,7 +364,7 @@ class FusionFramesPipeline:
                 latents = interpolate_pass(
                     self.interpolation_unet, interp_scheduler, latents, frame_skip=frame_skip,
                     num_inference_steps=interp_steps, guidance_scale=interp_scale, generator=generator,
-                    stage=f"interpolation_{k + 1}", step_kwargs=step_kwargs(interp_scheduler), **loop,
+                    strength=interp_strength, stage=f"interpolation_{k + 1}", step_kwargs=step_kwargs(interp_scheduler), **loop,
                 )  # (B, 4, 4F - 3, h, w)
             stride = (latents.shape[2] - 1) // (num_keyframes - 1)
             indices = list(range(0, latents.shape[2], stride))

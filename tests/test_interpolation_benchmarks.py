@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
-import torch
 
 from benchmarks import bench_interpolation_quality, interpolation_init
 
@@ -37,39 +35,16 @@ def test_sampler_grid_parses_variants_and_names_what_is_allowed():
     from benchmarks.interpolation_samplers import parse_variant
 
     assert parse_variant("dpm-sde-trailing-5-1.5") == {"scheduler": "dpm-sde", "spacing": "trailing", "steps": 5,
-                                                       "guidance": 1.5}
-    assert parse_variant("dpm-leading-10-1") == {"scheduler": "dpm", "spacing": "leading", "steps": 10, "guidance": 1.0}
-    assert parse_variant("blend-600-3-1.5") == {"scheduler": "blend", "start": 600, "steps": 3, "guidance": 1.5}
+                                                       "guidance": 1.5, "strength": 1.0}
+    assert parse_variant("dpm-leading-10-1") == {"scheduler": "dpm", "spacing": "leading", "steps": 10, "guidance": 1.0,
+                                                 "strength": 1.0}
+    assert parse_variant("ddim-trailing-5-1.5@0.8")["strength"] == 0.8
     for bad, message in (("euler-trailing-5-1.5", "SCHEDULER-SPACING"), ("ddim-uniform-5-1.5", "spacing 'uniform'"),
-                         ("ddim-trailing-0-1.5", "steps must be >= 1"), ("blend-1000-3-1.5", "1..999"),
-                         ("ddim-trailing-five-1.5", "must be numbers")):
+                         ("ddim-trailing-0-1.5", "steps must be >= 1"), ("ddim-trailing-5-1.5@1.2", "STRENGTH must"),
+                         ("ddim-trailing-5-1.5@0.05", "keep a step"), ("ddim-trailing-five-1.5", "must be numbers"),
+                         ("ddim-trailing-5-1.5@x", "must be numbers")):
         with pytest.raises(ValueError, match=message):
             parse_variant(bad)
-
-
-def test_blend_start_with_an_exact_denoiser_of_the_blend_returns_the_blend():
-    from benchmarks.interpolation_samplers import blend_start_pass
-    from minifusion.diffusion import DDIMScheduler
-    from minifusion.training.recipes.interpolation_eval import linear_blend
-
-    alphas = DDIMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction").alphas_cumprod
-    latents = torch.randn(2, 4, 3, 5, 5)  # (B, C, K, h, w)
-    blend = linear_blend(latents, 3)
-    target = torch.cat([blend[:, :, 1:4], blend[:, :, 5:8]], 2)  # (B, C, 6, h, w): pair 0's 3 frames, then pair 1's
-    target = torch.stack([target[:, :, :3], target[:, :, 3:]], 2)  # (B, C, P, n, h, w)
-    x0 = target.permute(0, 3, 1, 2, 4, 5).reshape(2, 12, 2, 5, 5)  # "b c p n h w -> b (n c) p h w"
-
-    class ExactDenoiser(torch.nn.Module):  # v of a sample whose clean latent is the blend
-        config = SimpleNamespace(frames_per_pair=3)
-
-        def forward(self, sample, t, *, frame_skip, perturbation_level):
-            x = sample[:, 4:16]  # (2B, 12, P, h, w)
-            a = alphas[t].double()
-            return ((a.sqrt() * x - torch.cat([x0, x0])) / (1 - a).sqrt()).float()
-
-    out = blend_start_pass(ExactDenoiser(), alphas, latents, frame_skip=4.0, start=700, steps=3, guidance_scale=1.5,
-                           generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(out, blend, atol=1e-4, rtol=0)
 
 
 def test_sampler_grid_prints_a_row_per_variant_and_the_baselines(tmp_path, capsys):
@@ -77,9 +52,9 @@ def test_sampler_grid_prints_a_row_per_variant_and_the_baselines(tmp_path, capsy
 
     path = tmp_path / "s.json"
     assert interpolation_samplers.main(["--clips", "1", "--threads", "1", "--variants",
-                                        "dpm-sde-trailing-2-1.5,blend-500-1-1.0", "--json", str(path)]) == 0
+                                        "dpm-sde-trailing-2-1.5,ddim-trailing-2-1.0@0.5", "--json", str(path)]) == 0
     out = capsys.readouterr().out
-    for name in ("dpm-sde-trailing-2-1.5", "blend-500-1-1.0", "latent blend", "autoencoder (ceiling)"):
+    for name in ("dpm-sde-trailing-2-1.5", "ddim-trailing-2-1.0@0.5", "latent blend", "autoencoder (ceiling)"):
         assert name in out
     report = json.loads(path.read_text())["variants"]
-    assert report["blend-500-1-1.0"]["variant"]["start"] == 500 and len(report["dpm-sde-trailing-2-1.5"]["bars"]) == 9
+    assert report["ddim-trailing-2-1.0@0.5"]["variant"]["strength"] == 0.5 and len(report["dpm-sde-trailing-2-1.5"]["bars"]) == 9

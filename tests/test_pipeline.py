@@ -6,13 +6,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 import minifusion
-from minifusion.diffusion import DDIMScheduler, DDPMScheduler
+from minifusion.diffusion import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from minifusion.models import (
     Autoencoder,
     AutoencoderConfig,
@@ -24,6 +25,8 @@ from minifusion.models import (
 )
 from minifusion.pipeline import FusionFramesPipeline
 from minifusion.pipelines import PipelineSettings, interleave, interpolate_pass, pretrained, write_model_index
+from minifusion.pipelines.interpolation import pair_blend
+from minifusion.training.recipes.interpolation_eval import linear_blend
 from minifusion.pipelines import model_index as model_index_module
 
 CAPTIONS = ["a red circle moves right", "a blue square moves left"]
@@ -275,6 +278,73 @@ def test_interpolation_pass_matches_an_oracle_loop(pipe):
     torch.testing.assert_close(got[:, :, ::4], keys, rtol=0, atol=0)
 
 
+class _ExactBlendDenoiser(torch.nn.Module):
+    """An interpolator whose every call predicts v of a sample whose clean latents are the pairs' blend."""
+
+    def __init__(self, keys, alphas_cumprod):
+        super().__init__()
+        self.config = SimpleNamespace(frames_per_pair=3)
+        self.latent_channels = keys.shape[1]
+        self.x0, self.alphas_cumprod, self.seen = pair_blend(keys, 3), alphas_cumprod.double(), []
+
+    def forward(self, sample, t, *, frame_skip, perturbation_level):
+        self.seen.append((int(t), sample[:, 4:16].clone()))
+        x, a = sample[:, 4:16].double(), self.alphas_cumprod[int(t)]
+        x0 = torch.cat([self.x0] * (x.shape[0] // self.x0.shape[0])).double()
+        return ((a.sqrt() * x - x0) / (1 - a).sqrt()).float()  # v = (sqrt(ab) x_t - x0) / sqrt(1 - ab)
+
+
+@pytest.mark.parametrize("scheduler_cls,options", [(DDIMScheduler, {}),
+                                                   (DPMSolverMultistepScheduler, {"algorithm_type": "sde-dpmsolver++"})])
+def test_interpolation_strength_starts_from_the_noised_blend_and_runs_the_last_steps(scheduler_cls, options):
+    keys = torch.randn(2, 4, 3, 5, 5, generator=gen(1))  # (B, C, K, h, w)
+    sched = scheduler_cls(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction",
+                          timestep_spacing="trailing", **options)
+    model = _ExactBlendDenoiser(keys, sched.alphas_cumprod)
+    out = interpolate_pass(model, sched, keys, frame_skip=4, num_inference_steps=5, guidance_scale=1.5,
+                           generator=gen(2), strength=0.8, progress_bar_config={"disable": True})
+    assert [t for t, _ in model.seen] == [799, 599, 399, 199]  # trailing 999, 799, ...: the last 4 of 5
+    noise = torch.randn(2, 12, 2, 5, 5, generator=gen(2))
+    a = sched.alphas_cumprod.double()[799]
+    start = (a.sqrt() * pair_blend(keys, 3) + (1 - a).sqrt() * noise).float()  # q(x_799 | blend)
+    torch.testing.assert_close(model.seen[0][1][:2], start, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out, linear_blend(keys, 3), rtol=1e-4, atol=1e-4)  # exact denoiser: the blend back
+
+
+def test_pair_blend_is_the_linear_blend_in_the_interpolators_layout():
+    keys = torch.arange(3.0).reshape(1, 1, 3, 1, 1) * 4  # keyframes 0, 4, 8
+    assert interleave(keys, pair_blend(keys, 3), 3).flatten().tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8]
+
+
+def test_pipeline_interpolation_strength_comes_from_settings_survives_saving_and_can_be_overridden(tmp_path):
+    pipe = make_pipe(interpolation_num_inference_steps=5, interpolation_strength=0.6)
+    steps = []
+
+    def count(p, i, t, kwargs):
+        steps.append((kwargs["stage"], int(t), kwargs["num_steps"]))
+
+    out = pipe("a red circle", num_keyframes=2, output_type="latent", generator=gen(), callback_on_step_end=count)
+    assert [t for s, t, _ in steps if s == "interpolation_1"] == [400, 200, 0]  # leading 800, 600, ..., 0: the last 3 of 5
+    assert {n for s, _, n in steps if s == "interpolation_1"} == {3}
+    torch.testing.assert_close(out.frames[:, :, ::4], out.keyframes, rtol=0, atol=0)
+    loaded = FusionFramesPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "pipe"))
+    assert loaded.settings.interpolation_strength == 0.6
+    steps.clear()
+    pipe("a red circle", num_keyframes=2, output_type="latent", generator=gen(), callback_on_step_end=count,
+         interpolation_strength=1.0)
+    assert len([s for s, _, _ in steps if s == "interpolation_1"]) == 5
+
+
+@pytest.mark.parametrize("strength,message", [(0.0, r"\(0, 1\]"), (1.5, r"\(0, 1\]"), (True, r"\(0, 1\]"),
+                                              (0.05, "keeps no step")])
+def test_interpolation_strength_outside_its_range_names_the_value(pipe, strength, message):
+    keys = torch.randn(1, 4, 2, 8, 8)
+    with pytest.raises(ValueError, match=message):
+        interpolate_pass(pipe.interpolation_unet, pipe.interpolation_scheduler, keys, frame_skip=4,
+                         num_inference_steps=5, guidance_scale=1.5, generator=gen(0), strength=strength,
+                         progress_bar_config={"disable": True})
+
+
 # -- thresholding, schedulers, callbacks, progress, decoders ------------------------------------------
 def test_dynamic_thresholding_is_relative_to_the_latent_range():
     pipe = make_pipe(latent_range=0.05)
@@ -380,6 +450,7 @@ def test_autocast_only_on_cuda():
     ({"guidance_scale": -1.0}, r"guidance_scale must be a finite number >= 0 .*got -1.0"),
     ({"interpolation_guidance_scale": float("nan")}, "interpolation_guidance_scale"),
     ({"interpolation_guidance_scale": -0.5}, "interpolation_guidance_scale"),
+    ({"interpolation_strength": 1.5}, r"interpolation_strength must be a number in \(0, 1\]"),
     ({"output_type": "gif"}, "output_type 'gif' is not one of 'np', 'pt', 'pil', 'latent'"),
     ({"scheduler": "heun"}, "scheduler 'heun' is not one of 'dpm', 'dpm-sde', 'euler', 'ddim', 'ddpm'"),
     ({"decoder": "video"}, "needs a video_decoder"),

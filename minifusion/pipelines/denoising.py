@@ -4,8 +4,14 @@ One stage = start from Gaussian noise drawn from the caller's ``generator`` (on 
 gives the same noise on any device), then for each scheduled timestep: one model call that
 returns the (guided) prediction, one ``scheduler.step``, and the ``callback_on_step_end`` hook of
 diffusers: ``callback(pipe, step_index, timestep, callback_kwargs) -> dict``. The callback sees
-``callback_kwargs = {"latents", "pred_original_sample", "stage", "num_steps"}`` after the step and
+``callback_kwargs = {"latents", "pred_original_sample", "stage", "num_steps"}`` (the steps this stage
+runs) after the step and
 may return ``{"latents": tensor}`` (same shape) to replace the latents the next step starts from.
+
+``strength < 1`` starts part-way instead (SDEdit, Meng et al. 2022; diffusers' ``strength``): of the
+``num_inference_steps`` scheduled timesteps only the last ``round(strength * n)`` run, from
+``init_latents`` noised to the first of them with the caller's noise. The interpolator uses it to
+start from the keyframes' blend: the blend gives the layout, the network the detail.
 """
 
 from __future__ import annotations
@@ -51,6 +57,29 @@ def autocast_context(device: torch.device, enabled: bool = True):
     return torch.autocast("cuda", dtype=dtype)
 
 
+def check_strength(value: Any, name: str = "strength") -> float:
+    """A number in (0, 1]: 1 starts from pure noise, smaller values from ``init_latents`` noised part-way."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"{name} must be a number in (0, 1] (1 = start from pure noise), got {value!r}")
+    return float(value)
+
+
+def kept_steps(strength: float, num_inference_steps: int) -> int:
+    """How many of ``num_inference_steps`` a run with ``strength`` takes: round(strength * n), at least 1
+    (ValueError otherwise)."""
+    runs = round(strength * num_inference_steps)
+    if runs < 1:
+        raise ValueError(f"strength {strength} keeps no step of {num_inference_steps} (round(strength * steps) = 0); "
+                         f"use strength >= {0.5 / num_inference_steps:.3g} or more steps")
+    return runs
+
+
+def start_timesteps(scheduler: BaseScheduler, strength: float) -> torch.Tensor:
+    """The timesteps a run with ``strength`` takes: the last ``kept_steps`` of those ``set_timesteps`` chose."""
+    n = len(scheduler.timesteps)
+    return scheduler.timesteps[n - kept_steps(strength, n):]
+
+
 def denoise(
     model_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     scheduler: BaseScheduler,
@@ -63,22 +92,36 @@ def denoise(
     callback_on_step_end: Callable | None = None,
     progress_bar_config: dict | None = None,
     step_kwargs: dict | None = None,
+    init_latents: torch.Tensor | None = None,
+    strength: float = 1.0,
 ) -> torch.Tensor:
     """Run ``scheduler`` from ``latents`` (x_T) with ``model_fn(x_t, t) -> guided prediction``.
 
-    The model output is cast to float32 before the step, so the scheduler arithmetic stays in
-    float32 under autocast. Returns the clean latents, the shape of ``latents``.
+    With ``strength < 1``, ``latents`` is the noise and the run starts from ``init_latents`` (same
+    shape) noised to the first kept timestep (module docstring). The model output is cast to float32
+    before the step, so the scheduler arithmetic stays in float32 under autocast. Returns the clean
+    latents, the shape of ``latents``.
     """
+    strength = check_strength(strength)
     scheduler.set_timesteps(num_inference_steps, device=latents.device)
-    x = latents * scheduler.init_noise_sigma
+    timesteps = scheduler.timesteps
+    if strength == 1.0:
+        x = latents * scheduler.init_noise_sigma
+    else:
+        if init_latents is None or init_latents.shape != latents.shape:
+            got = None if init_latents is None else tuple(init_latents.shape)
+            raise ValueError(f"strength {strength} < 1 needs init_latents of the noise's shape "
+                             f"{tuple(latents.shape)}, got {got}")
+        timesteps = start_timesteps(scheduler, strength)
+        x = scheduler.add_noise(init_latents.to(latents.dtype), latents, timesteps[0])  # in the sampler's units
     config = {"desc": stage, "leave": False, **(progress_bar_config or {})}
-    for i, t in enumerate(tqdm(scheduler.timesteps, **config)):
+    for i, t in enumerate(tqdm(timesteps, **config)):
         model_output = model_fn(scheduler.scale_model_input(x, t), t).float()
         result = scheduler.step(model_output, t, x, generator=generator, **(step_kwargs or {}))
         x = result.prev_sample
         if callback_on_step_end is not None:
             kwargs = {"latents": x, "pred_original_sample": result.pred_original_sample, "stage": stage,
-                      "num_steps": num_inference_steps}
+                      "num_steps": len(timesteps)}
             returned = callback_on_step_end(pipe, i, t, kwargs)
             if returned is not None:
                 if not isinstance(returned, dict):

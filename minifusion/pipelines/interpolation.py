@@ -13,6 +13,10 @@ Context guidance: ``(1 + w) * cond - w * uncond`` with s = 1 + w = ``guidance_sc
 w = 0.25 is s = 1.25), where uncond is the same call with the conditioning frames zeroed (as in
 training, where 10% of the pairs have them zeroed). Both go through the network in one call.
 
+``strength < 1`` (not the paper's: an SDEdit start, ``denoising.py``) starts from the two keyframe
+latents' linear blend at each middle position, noised part-way: the blend places the object
+(nearly right at this data's speeds), the network sharpens it.
+
 After sampling the frames are interleaved: K frames + 3 (K - 1) new ones = 4K - 3, the given
 frames kept exactly at positions 0, 4, 8, ...
 """
@@ -46,6 +50,14 @@ def interleave(latents: torch.Tensor, middle: torch.Tensor, frames_per_pair: int
     return torch.cat([body, latents[:, :, -1:]], dim=2)
 
 
+def pair_blend(latents: torch.Tensor, frames_per_pair: int) -> torch.Tensor:
+    """The linear blend of each pair at its middle positions, in the interpolator's layout:
+    (B, C, K, h, w) -> (B, n * C, K - 1, h, w); slot j of n holds (1 - w) left + w right, w = (j + 1) / (n + 1)."""
+    left, right = pair_conditioning(latents)  # (B, C, P, h, w) each
+    weights = [(j + 1) / (frames_per_pair + 1) for j in range(frames_per_pair)]
+    return torch.cat([(1 - w) * left + w * right for w in weights], dim=1)
+
+
 def interpolation_frame_skips(keyframe_frame_skip: int, passes: int, frames_per_pair: int = 3) -> list[float]:
     """The frame skip s the interpolator is told in each pass: 4, 1 for keyframes 4 apart (4, 1, 0.25, ...)."""
     return [keyframe_frame_skip / (frames_per_pair + 1) ** k for k in range(passes)]
@@ -62,6 +74,7 @@ def interpolate_pass(
     generator: torch.Generator | None,
     stage: str = "interpolation",
     use_autocast: bool = True,
+    strength: float = 1.0,
     **loop_kwargs: Any,
 ) -> torch.Tensor:
     """One pass: latents (B, C, K, h, w) -> (B, C, 4K - 3, h, w) (for 3 frames per pair); see module docstring."""
@@ -90,6 +103,7 @@ def interpolate_pass(
         out_cond, out_uncond = out.chunk(2)
         return classifier_free_guidance(out_uncond, out_cond, guidance_scale)
 
+    init = None if strength == 1.0 else pair_blend(latents, n)
     middle = denoise(model_fn, scheduler, noise, num_inference_steps=num_inference_steps, generator=generator,
-                     stage=stage, **loop_kwargs)
+                     stage=stage, init_latents=init, strength=strength, **loop_kwargs)
     return interleave(latents, middle, n)

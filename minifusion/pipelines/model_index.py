@@ -71,6 +71,7 @@ class PipelineSettings:
     guidance_scale: float = 6.0  # default keyframe guidance s (paper w = 5)
     interpolation_num_inference_steps: int = 5  # default interpolation sampling steps per pass
     interpolation_guidance_scale: float = 1.25  # default context guidance s (paper w = 0.25)
+    interpolation_strength: float = 1.0  # 1 = from pure noise (the paper); < 1 = from the keyframes' blend, noised
     decode_chunk_size: int = 8  # frames decoded at a time (the video decoder's clip length)
 
     def __post_init__(self) -> None:
@@ -96,6 +97,11 @@ class PipelineSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+        v = self.interpolation_strength
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+            raise ValueError(f"interpolation_strength must be a number in (0, 1] (1 = start from pure noise), "
+                             f"got {v!r}")
 
     @property
     def threshold_max_value(self) -> float:

@@ -20,23 +20,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from einops import rearrange
 from torch.utils.data import Dataset
 
 from minifusion.diffusion import DDIMScheduler
 from minifusion.models.interpolation_unet import InterpolationUNet
-from minifusion.pipelines.interpolation import interpolate_pass, pair_conditioning
+from minifusion.pipelines.interpolation import interleave, interpolate_pass, pair_blend
 from minifusion.training.recipes.common import psnr
 
 
 def linear_blend(keyframes: torch.Tensor, frames_per_pair: int) -> torch.Tensor:
     """Pixel-space blend (1 - a) left + a right, a = j / (n + 1): (B, C, K, H, W) -> (B, C, (n + 1)(K - 1) + 1, H, W)."""
-    from minifusion.pipelines.interpolation import interleave
-
-    left, right = pair_conditioning(keyframes)
-    a = torch.arange(1, frames_per_pair + 1, dtype=keyframes.dtype) / (frames_per_pair + 1)  # (n,)
-    mids = left[:, :, None] * (1 - a)[:, None, None, None] + right[:, :, None] * a[:, None, None, None]
-    return interleave(keyframes, rearrange(mids, "b c n p h w -> b (n c) p h w"), frames_per_pair)
+    return interleave(keyframes, pair_blend(keyframes, frames_per_pair), frames_per_pair)
 
 
 SPEEDS = ("normal", "slow", "fast")  # the order single-shape clips are shared out over the speeds
@@ -125,7 +119,7 @@ def evaluate_interpolation(model, scheduler, autoencoder, *, clips: Dataset | No
                            num_clips: int = 8, num_two_shape_clips: int | None = None, num_keyframes: int = 8,
                            frame_skip: int = 4, frames_per_pair: int = 3, size: int = 64,
                            num_inference_steps: int = 25, guidance_scale: float = 1.25, seed: int = 0,
-                           sampler=None, interpolate_fn: Callable | None = None,
+                           sampler=None, interpolate_fn: Callable | None = None, strength: float = 1.0,
                            return_frames: bool = False) -> dict:
     """Interpolated frames against the true frames, for pass 1 and pass 2 (FusionFrames section 3.2, Table 2).
 
@@ -141,7 +135,8 @@ def evaluate_interpolation(model, scheduler, autoencoder, *, clips: Dataset | No
     one frame apart (about 46 dB) cannot be beaten through the decoder; hence also the latent MSE).
     Pass 1: keyframes ``frame_skip`` apart, whole-frame targets; pass 2: 1 apart, quarter frames
     (needs Moving Shapes; None otherwise). Sampling: ``sampler`` None = DDIM on ``scheduler``'s config,
-    no thresholding; else the scheduler instance ``sampler`` as is (e.g. ``pipe.interpolation_scheduler``).
+    no thresholding; else the scheduler instance ``sampler`` as is (e.g. ``pipe.interpolation_scheduler``);
+    ``strength`` < 1 starts each pass from the noised latent blend (``interpolate_pass``; FusionFrames only).
 
     Returns ``{"clips", "num_clips" (all clips), "clip_kinds": {"single_shape": {speed: n},
     "two_shapes": n, "unknown": n}, "sampler", "num_inference_steps", "guidance_scale", "model",
@@ -176,15 +171,19 @@ def evaluate_interpolation(model, scheduler, autoencoder, *, clips: Dataset | No
         source = getattr(clips, "split", type(clips).__name__)
         indices = list(range(min(num_clips, len(clips))))
     sampler_name = "custom interpolate_fn"
+    if strength != 1.0 and (interpolate_fn is not None or not isinstance(model, InterpolationUNet)):
+        raise ValueError(f"strength {strength!r} applies to an InterpolationUNet sampled here; got "
+                         f"{'an interpolate_fn' if interpolate_fn is not None else type(model).__name__}")
     if interpolate_fn is None:
         sampler = DDIMScheduler.from_config(scheduler.config) if sampler is None else sampler
-        sampler_name = _sampler_name(sampler)
+        sampler_name = _sampler_name(sampler) + (f", from the blend at strength {strength}" if strength != 1.0 else "")
         run = mfi_or_fusionframes(model, frames_per_pair)
+        options = {"strength": strength} if strength != 1.0 else {}
 
         def interpolate_fn(latents, *, frame_skip, generator):
             return run(model, sampler, latents, frame_skip=frame_skip, num_inference_steps=num_inference_steps,
                        guidance_scale=guidance_scale, generator=generator, use_autocast=False,
-                       progress_bar_config={"disable": True})
+                       progress_bar_config={"disable": True}, **options)
 
     from minifusion.training.recipes.interpolation import InterpolationClips  # the stage module imports this one
 
@@ -196,7 +195,7 @@ def evaluate_interpolation(model, scheduler, autoencoder, *, clips: Dataset | No
     device = next(autoencoder.parameters()).device
     n, m = frames_per_pair, frames_per_pair + 1
     results = {"clips": source, "num_clips": len(indices), "clip_kinds": clip_kinds, "sampler": sampler_name,
-               "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale,
+               "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, "strength": strength,
                "model": type(model).__name__}
     for k, skip in ((1, float(frame_skip)), (2, float(frame_skip) / m)):
         try:
