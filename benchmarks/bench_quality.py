@@ -14,7 +14,7 @@ shape, the shipped attribute classifier:
    centroid error, object count and hit rate of the generated frames against the true frames (outer
    and middle positions, single- and two-shape clips), next to a pixel blend and a latent blend of
    the two keyframes and the autoencoder's round trip, for the first pass (keyframes 4 frames apart)
-   and the second (1 apart, quarter frames); the same report as ``bench_interpolation_quality.py`` (DDIM here);
+   and the second (1 apart, quarter frames); the same report as ``bench_interpolation_quality.py``, with the pipeline's sampler and settings;
 3. the same checks as 1 on 113-frame videos (two passes; ``--long-videos N``, default 16: each
    direction twice).
 
@@ -130,10 +130,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. interpolation of ground-truth keyframes of held-out clips vs a linear blend
     if pipe.interpolation_unet is not None and args.interpolation_clips:
+        sampler = pipe._schedulers(None, pipe.settings.dynamic_thresholding)[1]  # as the pipeline samples
         ev = evaluate_interpolation(pipe.interpolation_unet, pipe.interpolation_scheduler, pipe.autoencoder,
                                     split="heldout", num_clips=args.interpolation_clips, seed=args.seed,
                                     num_inference_steps=pipe.settings.interpolation_num_inference_steps,
-                                    guidance_scale=pipe.settings.interpolation_guidance_scale)
+                                    guidance_scale=pipe.settings.interpolation_guidance_scale, sampler=sampler,
+                                    strength=pipe.settings.interpolation_strength)
         report["interpolation"] = ev
         ev["bars"] = interpolation_bars(ev)
         print(f"2. interpolating true keyframes of {ev['num_clips']} held-out clips (every generated frame against "

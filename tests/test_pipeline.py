@@ -586,6 +586,10 @@ def test_sampling_scheduler_config_keeps_the_trained_schedule_and_converts_back(
     assert sampling_scheduler_config(trained, timestep_spacing="trailing")["timestep_spacing"] == "trailing"
     with pytest.raises(ValueError, match="timestep_spacing"):
         sampling_scheduler_config(trained, timestep_spacing="uniform")
+    ddim = sampling_scheduler_config(trained, "DDIMScheduler", timestep_spacing="trailing")
+    assert ddim["_class_name"] == "DDIMScheduler" and "algorithm_type" not in ddim  # no DPM defaults on DDIM
+    with pytest.raises(ValueError, match="sampler_class 'HeunScheduler' is not one of"):
+        sampling_scheduler_config(trained, "HeunScheduler")
     config = sampling_scheduler_config(trained)
     assert config["_class_name"] == "DPMSolverMultistepScheduler"
     assert config["algorithm_type"] == "sde-dpmsolver++" and config["solver_order"] == 2
@@ -597,13 +601,18 @@ def test_sampling_scheduler_config_keeps_the_trained_schedule_and_converts_back(
 
 
 def test_shipped_checkpoint_samples_with_the_measured_defaults():
+    from minifusion.training.recipes.interpolation import INTERPOLATION_PIPELINE_SETTINGS, INTERPOLATION_SAMPLERS
+
     index = json.loads((pretrained() / "model_index.json").read_text())
-    assert index["components"]["scheduler"] == index["components"]["interpolation_scheduler"] == \
-        "DPMSolverMultistepScheduler"
+    assert index["components"]["scheduler"] == "DPMSolverMultistepScheduler"
     assert index["settings"]["num_inference_steps"] == 15
     assert index["settings"]["interpolation_num_inference_steps"] == 5
-    # interpolation: 5 steps from t = 999 ("trailing") with context guidance 1.5 (docs/interpolation.md)
-    assert index["settings"]["interpolation_guidance_scale"] == 1.5
-    for name, spacing in (("scheduler", "leading"), ("interpolation_scheduler", "trailing")):
-        config = json.loads((pretrained() / name / "scheduler_config.json").read_text())
-        assert config["algorithm_type"] == "sde-dpmsolver++" and config["timestep_spacing"] == spacing
+    config = json.loads((pretrained() / "scheduler" / "scheduler_config.json").read_text())
+    assert config["algorithm_type"] == "sde-dpmsolver++" and config["timestep_spacing"] == "leading"
+    # interpolation: what the recipe writes (docs/interpolation.md section 4): DDIM, trailing spacing, the
+    # last 4 of 5 steps from the keyframes' blend noised to t = 799, context guidance 1.5
+    sampler_class, options = INTERPOLATION_SAMPLERS["interpolation_unet"]
+    assert index["components"]["interpolation_scheduler"] == sampler_class == "DDIMScheduler"
+    config = json.loads((pretrained() / "interpolation_scheduler" / "scheduler_config.json").read_text())
+    assert config["timestep_spacing"] == options["timestep_spacing"] == "trailing"
+    assert {k: index["settings"][k] for k in INTERPOLATION_PIPELINE_SETTINGS} == INTERPOLATION_PIPELINE_SETTINGS

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from minifusion.data import MovingShapes
-from minifusion.diffusion import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from minifusion.diffusion import DDIMScheduler, DDPMScheduler
 from minifusion.models.interpolation_unet import InterpolationUNet
 from minifusion.models.masked_interpolation_unet import MaskedInterpolationUNet
 from minifusion.pipelines.interpolation import interleave, interpolate_pass
@@ -312,17 +312,19 @@ def test_interpolation_stage_writes_its_parts_and_psnr(trained):
     assert model.config.frames_per_pair == 3 and model.config.in_channels == 20 and model.config.out_channels == 12
     assert model.config.prediction_type == "v_prediction"
     sched = json.loads((out / "interpolation_scheduler" / "scheduler_config.json").read_text())
-    assert sched["_class_name"] == "DPMSolverMultistepScheduler" and sched["prediction_type"] == "v_prediction"
-    assert sched["algorithm_type"] == "sde-dpmsolver++" and sched["beta_schedule"] == "squaredcos_cap_v2"
-    # 5 steps from t = 999 (pure noise), not from t = 800 where 31% of the signal is assumed present
+    assert sched["_class_name"] == "DDIMScheduler" and sched["prediction_type"] == "v_prediction"
+    assert sched["beta_schedule"] == "squaredcos_cap_v2"
+    # trailing: 5 steps from t = 999, not from t = 800 where 31% of the signal is assumed present; the
+    # pipeline runs the last 4 of them from the keyframes' blend noised to t = 799 (strength 0.8)
     assert sched["timestep_spacing"] == "trailing"
-    sampler = DPMSolverMultistepScheduler.from_config({k: v for k, v in sched.items() if k != "_class_name"})
+    sampler = DDIMScheduler.from_config({k: v for k, v in sched.items() if k != "_class_name"})
     sampler.set_timesteps(5)
-    assert int(sampler.timesteps[0]) == 999
+    assert sampler.timesteps.tolist() == [999, 799, 599, 399, 199]
     index = json.loads(trained.index_before_mfi)
     assert index["components"]["interpolation_unet"] == "InterpolationUNet"
-    assert index["components"]["interpolation_scheduler"] == "DPMSolverMultistepScheduler"
+    assert index["components"]["interpolation_scheduler"] == "DDIMScheduler"
     assert index["settings"]["latent_range"] > 0 and index["settings"]["keyframe_frame_skip"] == 4
+    assert index["settings"]["interpolation_strength"] == 0.8 and index["settings"]["interpolation_guidance_scale"] == 1.5
     metrics = json.loads((out / "runs" / "interpolation" / "metrics.json").read_text())
     assert metrics["step"] == 3 and metrics["passes_trained"] == 2 and metrics["train_clips"] == 4
     ev = metrics["eval"]
@@ -339,7 +341,8 @@ def test_mfi_stage_writes_mfi_unet_and_leaves_the_model_index(trained):
     model = MaskedInterpolationUNet.from_pretrained(out / "mfi_unet")
     assert model.config.num_frames == 9 and model.config.temporal == "conv1d_attn1d_blocks"
     sched = json.loads((out / "mfi_scheduler" / "scheduler_config.json").read_text())
-    assert sched["prediction_type"] == "v_prediction"
+    assert sched["prediction_type"] == "v_prediction" and sched["timestep_spacing"] == "trailing"
+    assert sched["_class_name"] == "DPMSolverMultistepScheduler"  # MFI samples from pure noise (no blend start)
     assert (out / "model_index.json").read_bytes() == trained.index_before_mfi
     metrics = json.loads((out / "runs" / "mfi" / "metrics.json").read_text())
     assert metrics["stage"] == "mfi" and metrics["step"] == 3 and metrics["passes_trained"] == 2

@@ -135,19 +135,24 @@ DEFAULT_SAMPLER_CLASS = "DPMSolverMultistepScheduler"
 DEFAULT_SAMPLER_OPTIONS: dict[str, Any] = {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}
 
 
-def sampling_scheduler_config(training_scheduler, **options: Any) -> dict[str, Any]:
+def sampling_scheduler_config(training_scheduler, sampler_class: str = DEFAULT_SAMPLER_CLASS,
+                              **options: Any) -> dict[str, Any]:
     """The ``scheduler_config.json`` content of a pipeline folder for a model trained with ``training_scheduler``.
 
-    The same noise schedule, timesteps and prediction type, sampled with the default sampler
-    (``DEFAULT_SAMPLER_CLASS`` with ``DEFAULT_SAMPLER_OPTIONS``, then ``options``, e.g. the
-    interpolator's ``timestep_spacing="trailing"``). A training stage that reads the file back
+    The same noise schedule, timesteps and prediction type, sampled with ``sampler_class`` (default
+    ``DEFAULT_SAMPLER_CLASS`` with ``DEFAULT_SAMPLER_OPTIONS``), then ``options``, e.g. the
+    interpolator's ``timestep_spacing="trailing"``. A training stage that reads the file back
     converts it to the class it needs (``DDPMScheduler.from_config``), as diffusers does.
     """
     from minifusion import diffusion
 
-    sampler = getattr(diffusion, DEFAULT_SAMPLER_CLASS).from_config(dict(training_scheduler.config),
-                                                                    **{**DEFAULT_SAMPLER_OPTIONS, **options})
-    return {"_class_name": DEFAULT_SAMPLER_CLASS, **sampler.config}
+    classes = ("DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler")
+    if sampler_class not in classes:
+        raise ValueError(f"sampler_class {sampler_class!r} is not one of {classes}")
+    defaults = DEFAULT_SAMPLER_OPTIONS if sampler_class == DEFAULT_SAMPLER_CLASS else {}
+    sampler = getattr(diffusion, sampler_class).from_config(dict(training_scheduler.config),
+                                                            **{**defaults, **options})
+    return {"_class_name": sampler_class, **sampler.config}
 
 
 def _read_json(path: Path) -> dict:

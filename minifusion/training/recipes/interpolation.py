@@ -46,6 +46,7 @@ from minifusion.diffusion import DDIMScheduler, DDPMScheduler, sample_range_from
 from minifusion.models.interpolation_unet import INITS, InterpolationUNet
 from minifusion.pipelines.interpolation import interpolate_pass, pair_conditioning
 from minifusion.pipelines.model_index import (
+    DEFAULT_SAMPLER_CLASS,
     MODEL_INDEX_NAME,
     SCHEDULER_CONFIG_NAME,
     sampling_scheduler_config,
@@ -314,15 +315,24 @@ def encode_windows(recipe: InterpolationRecipe, autoencoder, out_dir: Path, devi
 # as Lin et al. 2024 (sections 3.3-3.4) recommend. Measured on the interpolator (docs/interpolation.md):
 # SSIM of the generated frames 0.950 -> 0.956 at the same PSNR.
 INTERPOLATION_SAMPLER_OPTIONS = {"timestep_spacing": "trailing"}
+# Each component's sampler: (class, options). FusionFrames' interpolator starts from the keyframes'
+# latent blend (INTERPOLATION_PIPELINE_SETTINGS), deterministically: DDIM (docs/interpolation.md
+# section 4). The MFI baseline samples from pure noise with the pipeline's default solver.
+INTERPOLATION_SAMPLERS = {"interpolation_unet": ("DDIMScheduler", INTERPOLATION_SAMPLER_OPTIONS),
+                          "mfi_unet": (DEFAULT_SAMPLER_CLASS, INTERPOLATION_SAMPLER_OPTIONS)}
+# What the interpolation stage writes into model_index.json: context guidance s = 1.5 (the best of
+# 1-2.5, section 3) and a start from the keyframes' blend noised to t = 799 of 5 trailing steps
+# (strength 0.8: 4 steps run; section 4). The paper's sampler is interpolation_strength=1.
+INTERPOLATION_PIPELINE_SETTINGS = {"interpolation_guidance_scale": 1.5, "interpolation_strength": 0.8}
 
 
-def save_scheduler(scheduler, folder: Path) -> Path:
-    """``folder/scheduler_config.json``: the pipeline's sampler for a model trained with ``scheduler``
-    (``INTERPOLATION_SAMPLER_OPTIONS``: trailing timestep spacing)."""
-    return write_json(folder / SCHEDULER_CONFIG_NAME,
-                      sampling_scheduler_config(scheduler, **INTERPOLATION_SAMPLER_OPTIONS))
-
-
+def save_scheduler(scheduler, folder: Path, component: str = "interpolation_unet") -> Path:
+    """``folder/scheduler_config.json``: the pipeline's sampler for ``component`` trained with ``scheduler``
+    (``INTERPOLATION_SAMPLERS``: trailing timestep spacing; DDIM for the FusionFrames interpolator)."""
+    if component not in INTERPOLATION_SAMPLERS:
+        raise ValueError(f"component {component!r} is not one of {sorted(INTERPOLATION_SAMPLERS)}")
+    sampler_class, options = INTERPOLATION_SAMPLERS[component]
+    return write_json(folder / SCHEDULER_CONFIG_NAME, sampling_scheduler_config(scheduler, sampler_class, **options))
 
 
 def run_interpolation_stage(stage: str, recipe_class: type, out_dir, *, build_model: Callable, make_task: Callable,
@@ -362,7 +372,7 @@ def run_interpolation_stage(stage: str, recipe_class: type, out_dir, *, build_mo
 
     model = type(model).from_pretrained(result.model_dir)  # EMA weights
     final = model.save_pretrained(out_dir / component)
-    save_scheduler(scheduler, out_dir / component.replace("unet", "scheduler"))
+    save_scheduler(scheduler, out_dir / component.replace("unet", "scheduler"), component)
     metrics = {"stage": stage, "step": result.step, "last_loss": result.last_loss, "session_seconds": seconds,
                "seconds_per_step": seconds / max(1, result.step - start_step), "train_clips": len(latents),
                "passes_trained": 1 if latents.fine is None else 2, "device": str(device)}
@@ -426,10 +436,10 @@ def train_interpolation(out_dir: str | Path, *, steps: int | None = None,
     if info is None:  # not rank 0 of a torchrun
         return finish_stage(final)
     if (out_dir / MODEL_INDEX_NAME).is_file():
-        write_model_index(out_dir)  # keeps the earlier settings
+        write_model_index(out_dir, **INTERPOLATION_PIPELINE_SETTINGS)  # keeps the other settings
     else:  # the first stage to write it: the latents' range for dynamic thresholding
         recipe = info["recipe"]
         write_model_index(out_dir, latent_range=sample_range_from_data(info["latents"].coarse, 0.999),
                           keyframe_frame_skip=int(recipe.frames_per_pair + 1 if recipe.data.folder
-                                                  else recipe.data.frame_skip))
+                                                  else recipe.data.frame_skip), **INTERPOLATION_PIPELINE_SETTINGS)
     return finish_stage(final)
