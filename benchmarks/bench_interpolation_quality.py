@@ -70,7 +70,7 @@ def _guidance(value: str) -> float:
 def pipeline_sampler(pipe: FusionFramesPipeline):
     """A fresh copy of the interpolation scheduler exactly as the pipeline samples with it (its class,
     with the dynamic thresholding of its settings)."""
-    return pipe._schedulers(None, pipe.settings.dynamic_thresholding)[1]
+    return pipe.interpolation_sampler()
 
 
 def _strength(value: str) -> float:

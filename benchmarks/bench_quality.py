@@ -130,12 +130,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. interpolation of ground-truth keyframes of held-out clips vs a linear blend
     if pipe.interpolation_unet is not None and args.interpolation_clips:
-        sampler = pipe._schedulers(None, pipe.settings.dynamic_thresholding)[1]  # as the pipeline samples
         ev = evaluate_interpolation(pipe.interpolation_unet, pipe.interpolation_scheduler, pipe.autoencoder,
                                     split="heldout", num_clips=args.interpolation_clips, seed=args.seed,
                                     num_inference_steps=pipe.settings.interpolation_num_inference_steps,
-                                    guidance_scale=pipe.settings.interpolation_guidance_scale, sampler=sampler,
-                                    strength=pipe.settings.interpolation_strength)
+                                    guidance_scale=pipe.settings.interpolation_guidance_scale,
+                                    sampler=pipe.interpolation_sampler(), strength=pipe.settings.interpolation_strength)
         report["interpolation"] = ev
         ev["bars"] = interpolation_bars(ev)
         print(f"2. interpolating true keyframes of {ev['num_clips']} held-out clips (every generated frame against "

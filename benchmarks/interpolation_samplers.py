@@ -74,7 +74,7 @@ def parse_variant(name: str) -> dict:
 def interpolate_fn(pipe: FusionFramesPipeline, variant: dict):
     """``evaluate_interpolation``'s ``interpolate_fn`` for one variant (pass 2 answered by the latent blend)."""
     n = pipe.interpolation_unet.config.frames_per_pair
-    base = pipe._schedulers(variant["scheduler"], pipe.settings.dynamic_thresholding)[1]
+    base = pipe.interpolation_sampler(variant["scheduler"])
     sampler = type(base).from_config(base.config, timestep_spacing=variant["spacing"])
 
     def fn(latents, *, frame_skip, generator):

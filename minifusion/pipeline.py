@@ -239,6 +239,12 @@ class FusionFramesPipeline:
             out.append(kind.from_config(sched.config, **overrides, **SCHEDULER_OPTIONS.get(scheduler, {})))
         return out[0], out[1]
 
+    def interpolation_sampler(self, scheduler: str | None = None):
+        """A fresh copy of the interpolation scheduler exactly as ``__call__`` samples with it (its class or
+        ``scheduler``, with the dynamic thresholding of the settings); evaluations use it to measure what
+        the pipeline makes."""
+        return self._schedulers(scheduler, self.settings.dynamic_thresholding)[1]
+
     def _check_call(self, prompt, negative_prompt, num_keyframes, interpolation_passes, output_type, decoder,
                     generator) -> list[str]:
         prompts = check_prompts(prompt)

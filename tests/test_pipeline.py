@@ -316,6 +316,13 @@ def test_pair_blend_is_the_linear_blend_in_the_interpolators_layout():
     assert interleave(keys, pair_blend(keys, 3), 3).flatten().tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8]
 
 
+def test_interpolation_sampler_is_a_fresh_thresholded_copy_of_the_pipelines(pipe):
+    sampler = pipe.interpolation_sampler()
+    assert sampler is not pipe.interpolation_scheduler and type(sampler) is type(pipe.interpolation_scheduler)
+    assert sampler.config["thresholding"] is True and sampler.config["clip_sample_range"] == pipe.settings.latent_range
+    assert type(pipe.interpolation_sampler("ddim")).__name__ == "DDIMScheduler"
+
+
 def test_pipeline_interpolation_strength_comes_from_settings_survives_saving_and_can_be_overridden(tmp_path):
     pipe = make_pipe(interpolation_num_inference_steps=5, interpolation_strength=0.6)
     steps = []

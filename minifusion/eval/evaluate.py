@@ -132,7 +132,9 @@ def reconstruction_metrics(pipe, *, num_clips: int, seed: int, interpolation_ste
         steps = interpolation_steps or pipe.settings.interpolation_num_inference_steps
         ev = evaluate_interpolation(pipe.interpolation_unet, pipe.interpolation_scheduler, pipe.autoencoder,
                                     split="heldout", num_clips=num_clips, seed=seed, num_inference_steps=steps,
-                                    guidance_scale=pipe.settings.interpolation_guidance_scale, return_frames=True)
+                                    guidance_scale=pipe.settings.interpolation_guidance_scale,
+                                    sampler=pipe.interpolation_sampler(), strength=pipe.settings.interpolation_strength,
+                                    return_frames=True)
         for key in ("pass1", "pass2"):
             res = ev.get(key)
             if res is None:
