@@ -85,7 +85,11 @@ def build_model(unet, args):
                                   spatiotemporal_attention_size=args.spatiotemporal_size)
     model.freeze_spatial()
     if args.train_spatial:
-        model.requires_grad_(True)
+        temporal = set(map(id, model.temporal_parameters()))
+        for name, p in model.named_parameters():
+            # "attention": only the spatial blocks' cross-attention to the text (the per-token text path)
+            if args.spatial_params == "all" or (".layers." in name and ".attention." in name and id(p) not in temporal):
+                p.requires_grad_(True)
     return model
 
 
@@ -171,7 +175,8 @@ def inspect_run(run: Path) -> None:
     """Print, for a run's last state on its first four clips: each temporal branch's output norm over its
     input's, and the noise error of the keyframe model next to the T2I model's applied frame by frame."""
     state = torch.load(run / "state.pt", weights_only=False)
-    older = {"spatiotemporal_size": 0, "loss_weight_cap": 0.0, "spatial_lr": None, "shared_noise": 0.0}
+    older = {"spatiotemporal_size": 0, "loss_weight_cap": 0.0, "spatial_lr": None, "shared_noise": 0.0,
+             "spatial_params": "all"}
     args = argparse.Namespace(**{**older, **state["args"]})  # runs saved before these options had them  # older runs
     autoencoder, text_encoder, unet, scheduler = load_parts(Path(args.checkpoint))
     model = build_model(unet, args)
@@ -220,6 +225,9 @@ def main(argv=None) -> int:
                         help="full spatio-temporal attention at levels at most this many pixels on a side (0 = off)")
     parser.add_argument("--train-spatial", action="store_true", help="train the T2I (spatial) weights too")
     parser.add_argument("--spatial-lr", type=float, default=None, help="their learning rate (default: --lr)")
+    parser.add_argument("--spatial-params", choices=("all", "attention"), default="all",
+                        help="with --train-spatial: every T2I weight (default), or only the spatial blocks' "
+                             "cross-attention to the text")
     parser.add_argument("--loss-weight-cap", type=float, default=0.0,
                         help="weigh each sample's noise MSE by min(1 / alpha_bar_t, CAP), normalised to mean 1 over t "
                         "(KeyframesTask's 'v' weighting; high noise, where the layout is decided, weighs more); "

@@ -62,3 +62,26 @@ def test_plot_draws_every_run_and_leaves_no_figure_open(tmp_path):
     assert motion_levers.main(["--plot", str(tmp_path / "curves.png"), str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     assert (tmp_path / "curves.png").stat().st_size > 0
     assert plt.get_fignums() == []
+
+
+@pytest.mark.parametrize("spatial_params", ["all", "attention"])
+def test_train_spatial_unfreezes_every_t2i_weight_or_only_the_text_cross_attention(spatial_params):
+    import argparse
+
+    from minifusion.models import UNet
+
+    unet = UNet.from_pretrained(Path(motion_levers.__file__).resolve().parents[1] / "data_samples" / "checkpoints"
+                                / "t2i-text-only" / "unet")
+    args = argparse.Namespace(seed=0, temporal="conv1d_attn1d_blocks", spatiotemporal_size=0, train_spatial=True,
+                              spatial_params=spatial_params)
+    model = motion_levers.build_model(unet, args)
+    temporal = set(map(id, model.temporal_parameters()))
+    spatial = {name: p.requires_grad for name, p in model.named_parameters() if id(p) not in temporal}
+    assert all(p.requires_grad for p in model.temporal_parameters())
+    if spatial_params == "all":
+        assert all(spatial.values())
+    else:  # exactly the spatial blocks' attention to the text: its queries, keys, values and output
+        trained = {name for name, on in spatial.items() if on}
+        assert trained and all(".layers." in name and ".attention." in name for name in trained)
+        assert {name.rsplit(".", 2)[-2] for name in trained} >= {"to_q", "to_k", "to_v"}
+        assert not spatial["conv_in.weight"]
