@@ -1,6 +1,6 @@
 """Data: the Moving Shapes dataset, a loader for your own clip folders, sample export.
 
-DESIGN.md section 3. Video tensors are (C, F, H, W) per item, float32 in [-1, 1].
+Video tensors are (C, F, H, W) per item, float32 in [-1, 1].
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Caption grammar of Moving Shapes: attributes -> caption and back.
 
-DESIGN.md section 3. The simplest form is exactly ``a {color} {shape} moves {direction}``;
+The simplest form is exactly ``a {color} {shape} moves {direction}``;
 the others add one or two words::
 
     a red circle moves right                     simplest form (most clips)

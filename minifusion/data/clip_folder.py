@@ -1,6 +1,6 @@
 """Train on your own clips: a dataset over a folder of GIFs, frame folders or videos plus captions.
 
-DESIGN.md section 3 ("a second loader reads a user's own folder of clips"). Layout::
+The second loader: a user's own folder of clips. Layout::
 
     my_clips/
         captions.txt          one line per clip: filename<TAB>caption ('#' starts a comment)

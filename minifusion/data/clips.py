@@ -1,6 +1,6 @@
 """From attributes to a clip: place shapes and choose trajectories that show the caption.
 
-DESIGN.md section 3. `make_params` turns attributes (colour, shape, motion, ...) into a
+`make_params` turns attributes (colour, shape, motion, ...) into a
 `ClipParams` whose motion is guaranteed to be visible within the clip's span
 [0, (num_frames - 1) * frame_skip] source frames:
 

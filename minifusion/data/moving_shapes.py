@@ -1,6 +1,6 @@
 """Moving Shapes: a procedurally rendered, captioned video dataset with exact ground truth.
 
-DESIGN.md section 3. Item i of a split is a pure function of (seed, split, i): its random
+Item i of a split is a pure function of (seed, split, i): its random
 numbers come from `np.random.default_rng((seed, split_id, i))`, never from shared state,
 so any sampler order, several workers, distributed ranks and an exact resume all see the
 same clips. Items are dicts::

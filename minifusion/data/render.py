@@ -1,6 +1,6 @@
 """Continuous-time, anti-aliased rendering of Moving Shapes clips.
 
-DESIGN.md section 3 ("rendered from a continuous-time trajectory"). A clip is a set of
+Every clip is rendered from a continuous-time trajectory. A clip is a set of
 `ShapeTrack`s: each is a trajectory - centre, radius and angle as functions of time - so a
 frame can be rendered at *any* float time. Keyframes at frame skip 4, the frames between
 them and quarter frames all come from one motion, which is the ground truth the

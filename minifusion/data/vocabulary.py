@@ -1,6 +1,6 @@
 """The Moving Shapes vocabulary: colours, shapes, motions, directions and the held-out split.
 
-DESIGN.md section 3. Later stages (the word tokenizer, the attribute classifier used for
+Later stages (the word tokenizer, the attribute classifier used for
 evaluation) read these constants, so the words here are the whole language of the toy data.
 
 Coordinates used throughout `minifusion.data`: frame units, (0, 0) is the top-left corner

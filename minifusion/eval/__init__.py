@@ -1,8 +1,8 @@
-"""Evaluation of generated videos (DESIGN.md section 7).
+"""Evaluation of generated videos.
 
 - ``pixel_metrics``: weight-free checks of decoded Moving Shapes videos - dominant colour,
   direction of motion of the shape's centroid, background flicker - used during keyframe
-  training (DESIGN.md section 9: the loss says nothing about motion);
+  training (the loss says nothing about motion);
 - ``video_metrics``: reconstruction quality against ground-truth frames - PSNR, SSIM, flicker
   ratio and temporal error - for interpolation and video decoders (FusionFrames Tables 2-3).
 - ``interpolation_metrics``: interpolated frames against the true ones per position between

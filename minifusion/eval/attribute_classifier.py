@@ -1,7 +1,7 @@
 """A video attribute classifier: the toy stand-in for I3D / Inception in FVD, IS and caption accuracy.
 
 FusionFrames (arXiv 2311.13073, section 5) reports FVD (from I3D features) and IS (from a
-video classifier's class probabilities); DESIGN.md section 7 replaces both by one small network
+video classifier's class probabilities); this project replaces both by one small network
 trained on Moving Shapes: ``VideoEncoder`` features (its penultimate layer, used for the Frechet
 distance) and one linear head per attribute (``ATTRIBUTES``), each reading only the encoder
 streams of ``HEAD_STREAMS`` (colour never sees shape and shape never sees colour, so pairs never

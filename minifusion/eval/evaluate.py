@@ -2,7 +2,7 @@
 
 FusionFrames (arXiv 2311.13073, section 5) judges text-to-video by FVD, IS and CLIPSIM of generated
 videos and interpolation and decoders by PSNR/SSIM against real frames. ``evaluate_pipeline`` does
-the same at toy scale (DESIGN.md section 7):
+the same at toy scale (``toy_metrics``):
 
 1. prompts ``a {color} {shape} moves {left|right|up|down}`` (``prompt_grid``: 7 x 4 x 4 = 112, in an
    order whose every prefix of 28 holds each colour-shape pair once and each direction 7 times) ->

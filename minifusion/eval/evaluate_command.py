@@ -10,7 +10,7 @@ from minifusion.eval.evaluate import METRICS_HELP
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Every toy metric of a pipeline (DESIGN.md section 7): caption accuracy, FVD, IS and CLIPSIM of generated
+    """Every toy metric of a pipeline (``toy_metrics``): caption accuracy, FVD, IS and CLIPSIM of generated
     videos, seen and held-out colour-shape pairs apart, and PSNR/SSIM/flicker of interpolation and decoders."""
     from minifusion.eval.evaluate import run
 

@@ -7,7 +7,7 @@ as FID (Heusel et al. 2017) is for Inception features of images:
     d^2 = |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)
 
 FusionFrames (arXiv 2311.13073, Tables 1-2) reports it on UCF-101. Here the features are the
-``AttributeClassifier``'s penultimate layer (DESIGN.md section 7). The matrix square root is taken
+``AttributeClassifier``'s penultimate layer (``toy_metrics``). The matrix square root is taken
 of the symmetric PSD matrix ``S_a^1/2 S_b S_a^1/2`` (same trace of the square root as ``S_a S_b``)
 through ``torch.linalg.eigh`` in float64, with eigenvalues rounding below 0 set to 0, so it is real
 and stable even when the covariances are singular (fewer videos than feature dimensions).

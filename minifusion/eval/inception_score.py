@@ -4,7 +4,7 @@ IS (Salimans et al. 2016) = exp(E_x[KL(p(y|x) || p(y))]), with p(y) the mean of 
 set: high when each video is classified confidently (low-entropy p(y|x)) and the set covers many
 classes (high-entropy p(y)). It lies in [1, number of classes]. FusionFrames (arXiv 2311.13073,
 Table 1) reports it on UCF-101 with a video classifier; here the classifier is the
-``AttributeClassifier`` and the score is computed **per attribute head** (DESIGN.md section 7):
+``AttributeClassifier`` and the score is computed **per attribute head**:
 the colour head's IS of videos prompted with all 7 colours at most 7, the direction head's of
 4 prompted directions at most 4. Compare it with the same score of real clips of the same prompts
 (the ceiling for that prompt set). Computed on the whole set (no splits, unlike the original's 10).

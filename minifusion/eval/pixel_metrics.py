@@ -1,6 +1,6 @@
 """Pixel-level checks of decoded Moving Shapes videos: colour, motion direction, background flicker.
 
-DESIGN.md section 9: appearance is learned long before motion, and the training loss says
+Appearance is learned long before motion, and the training loss says
 nothing about either, so the keyframe stage measures its samples directly. These are plain
 functions on decoded videos, no learned weights (the learned evaluator lives elsewhere in
 ``minifusion.eval``):

@@ -2,7 +2,7 @@
 
 FusionFrames (arXiv 2311.13073, section 5) reports CLIPSIM on MSR-VTT: the mean CLIP cosine
 similarity between generated frames and their prompt (Wu et al. 2021, GODIVA). CLIP (Radford et
-al. 2021) cannot be downloaded here, so DESIGN.md section 7 trains a small one on Moving Shapes
+al. 2021) cannot be downloaded here, so this project trains a small one on Moving Shapes
 clips and captions with CLIP's symmetric InfoNCE loss (``contrastive_loss``):
 
     video (B, 3, F, 64, 64) -> prepare_video -> VideoEncoder -> Linear -> L2 norm  -> v (B, D)

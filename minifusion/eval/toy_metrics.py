@@ -1,7 +1,7 @@
 """The learned toy metrics together: caption accuracy, FVD, IS and CLIPSIM of a set of videos.
 
 FusionFrames (arXiv 2311.13073, section 5, Tables 1-2) judges its ablations by FVD and IS on
-UCF-101 and CLIPSIM on MSR-VTT. DESIGN.md section 7 replaces the downloaded networks by two
+UCF-101 and CLIPSIM on MSR-VTT. This project replaces the downloaded networks by two
 trained on Moving Shapes and shipped in ``data_samples/checkpoints/eval/``:
 
 - ``AttributeClassifier``: its penultimate features give the **FVD analogue** (Frechet distance

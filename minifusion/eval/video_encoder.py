@@ -2,7 +2,7 @@
 
 FusionFrames (arXiv 2311.13073, section 5) measures videos with networks trained elsewhere:
 I3D features for FVD, an Inception-style classifier for IS, CLIP for CLIPSIM. None can be
-downloaded here, so ``minifusion.eval`` trains its own on Moving Shapes (DESIGN.md section 7);
+downloaded here, so ``minifusion.eval`` trains its own on Moving Shapes;
 ``AttributeClassifier`` and ``TextVideoModel`` both see videos through ``VideoEncoder``, four
 streams (in the spirit of two-stream video networks, Simonyan and Zisserman 2014):
 

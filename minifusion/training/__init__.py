@@ -1,4 +1,4 @@
-"""Training: the stage-independent trainer and its parts (DESIGN.md section 8).
+"""Training: the stage-independent trainer and its parts.
 
 - ``TrainingConfig``: every knob of a run, saved as JSON in the run folder;
 - ``Trainer``: AdamW, accumulation, clipping, EMA, warm-up, mixed precision, NaN guards,

@@ -1,6 +1,6 @@
 """Multi-process training on PyTorch's own engine: ``torchrun`` plus ``DistributedDataParallel``.
 
-DESIGN.md section 8 and issue 7. One command runs on one process or on many::
+One command runs on one process or on many (docs/distributed.md)::
 
     python -m minifusion train t2i --out runs/shapes                                  # one process
     torchrun --standalone --nproc_per_node=2 -m minifusion train t2i --out runs/shapes  # two, one machine

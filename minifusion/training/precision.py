@@ -1,6 +1,6 @@
 """Mixed precision: which autocast dtype and whether a gradient scaler, from a mode and a device.
 
-DESIGN.md section 8. Rules:
+Rules:
 - "no": fp32 everywhere.
 - "auto": on CUDA bf16 where ``torch.cuda.is_bf16_supported()`` (Ampere and newer), else fp16;
   anywhere else fp32 (a CPU without native bf16 runs bf16 matrix products ~100x slower).

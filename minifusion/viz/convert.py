@@ -1,6 +1,6 @@
 """Turn the package's video tensors into uint8 frames for display.
 
-Two conventions meet here (DESIGN.md section 5):
+Two conventions meet here:
 - models: torch tensors, video ``(C, F, H, W)`` or a batch ``(B, C, F, H, W)``, values in [-1, 1];
 - pipeline output: numpy arrays, ``(F, H, W, C)`` or ``(B, F, H, W, C)``, values in [0, 1].
 

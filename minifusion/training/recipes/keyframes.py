@@ -15,7 +15,7 @@ text-to-image U-Net: the spatial weights are frozen and only the new temporal la
 - objective: as the t2i stage (epsilon prediction, the t2i stage's cosine schedule from
   ``OUT/scheduler``, 10% caption dropout to the null embedding), on video latents
   (B, 4, 8, 16, 16) encoded once into a ``LatentCache``;
-- motion check (``recipes/motion_check.py``; DESIGN.md section 9: motion is learned long after
+- motion check (``recipes/motion_check.py``; motion is learned long after
   appearance and the loss says nothing about it): every ``motion_check_every`` steps the EMA model samples the prompts
   ``a {color} {shape} moves {direction}`` through the pipeline's keyframe sampler, and the
   decoded keyframes are measured with ``minifusion.eval.pixel_metrics``: fraction with the

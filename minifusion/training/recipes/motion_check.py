@@ -1,6 +1,6 @@
 """The keyframes stage's motion check: sample motion prompts during training and measure them.
 
-DESIGN.md section 9: a video model learns appearance long before motion, and its loss says
+A video model learns appearance long before motion, and its loss says
 nothing about motion. ``MotionCheck`` is a trainer callback that, every N steps, samples the
 prompts ``a {color} {shape} moves {direction}`` with the EMA weights through the pipeline's
 keyframe sampler and measures the decoded keyframes from their pixels
