@@ -253,8 +253,12 @@ def test_with_the_interpolation_stage_the_folder_makes_29_frame_videos(trained, 
     train_interpolation(out, config={"training": {**TRAINING, "steps": 1, "batch_size": 2, "plot_loss": False},
                                      "data": {"num_clips": 2, "num_frames": 3, "size": 16}, "eval_clips": 0},
                         progress=False)
+    from minifusion.training.recipes.interpolation import INTERPOLATION_PIPELINE_SETTINGS
+
     index = json.loads((out / "model_index.json").read_text())
-    assert index["settings"] == settings  # the keyframes stage's latent range and frame skip are kept
+    # the keyframes stage's latent range and frame skip are kept; the interpolation stage sets its sampler's
+    assert index["settings"] == {**settings, **INTERPOLATION_PIPELINE_SETTINGS}
+    assert settings["interpolation_strength"] == 1.0 and index["settings"]["interpolation_strength"] == 0.8
     assert index["components"]["keyframe_unet"] == "KeyframeUNet"
     pipe = FusionFramesPipeline.from_pretrained(out)
     out = pipe(PROMPTS[0], num_inference_steps=1, interpolation_num_inference_steps=1, interpolation_passes=1,
