@@ -40,6 +40,7 @@ import torch
 from minifusion.eval.interpolation_metrics import format_interpolation_report, interpolation_bars
 from minifusion.pipeline import FusionFramesPipeline
 from minifusion.pipelines import pretrained
+from minifusion.pipelines.denoising import check_strength
 from minifusion.training.recipes.interpolation_eval import evaluate_interpolation
 
 
@@ -75,12 +76,9 @@ def pipeline_sampler(pipe: FusionFramesPipeline):
 
 def _strength(value: str) -> float:
     try:
-        s = float(value)
+        return check_strength(float(value))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} must be a number in (0, 1]") from None
-    if not 0 < s <= 1:
-        raise argparse.ArgumentTypeError(f"{value!r} must be a number in (0, 1]")
-    return s
 
 
 def run(pipe: FusionFramesPipeline, *, clips: int, two_shape_clips: int | None, steps: int | None, sampler: str,

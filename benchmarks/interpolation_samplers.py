@@ -38,6 +38,7 @@ import torch
 from minifusion.eval.interpolation_metrics import interpolation_bars
 from minifusion.pipeline import FusionFramesPipeline
 from minifusion.pipelines import pretrained
+from minifusion.pipelines.denoising import check_strength, kept_steps
 from minifusion.pipelines.interpolation import interpolate_pass
 from minifusion.training.recipes.interpolation_eval import evaluate_interpolation, linear_blend
 
@@ -64,8 +65,10 @@ def parse_variant(name: str) -> dict:
         raise ValueError(f"variant {name!r}: steps, S and STRENGTH must be numbers ({allowed})") from None
     if steps < 1 or guidance < 0:
         raise ValueError(f"variant {name!r}: steps must be >= 1 and S >= 0")
-    if not 0 < strength <= 1 or round(strength * steps) < 1:
-        raise ValueError(f"variant {name!r}: STRENGTH must be in (0, 1] and keep a step (round(STRENGTH * STEPS) >= 1)")
+    try:
+        kept_steps(check_strength(strength), steps)
+    except ValueError as e:
+        raise ValueError(f"variant {name!r}: STRENGTH must be in (0, 1] and keep a step: {e}") from None
     if parts[0] not in SPACINGS:
         raise ValueError(f"variant {name!r}: spacing {parts[0]!r} is not one of {SPACINGS}")
     return {"scheduler": scheduler, "spacing": parts[0], "steps": steps, "guidance": guidance, "strength": strength}

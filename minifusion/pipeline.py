@@ -370,7 +370,8 @@ class FusionFramesPipeline:
                 latents = interpolate_pass(
                     self.interpolation_unet, interp_scheduler, latents, frame_skip=frame_skip,
                     num_inference_steps=interp_steps, guidance_scale=interp_scale, generator=generator,
-                    strength=interp_strength, stage=f"interpolation_{k + 1}", step_kwargs=step_kwargs(interp_scheduler), **loop,
+                    strength=interp_strength, stage=f"interpolation_{k + 1}",
+                    step_kwargs=step_kwargs(interp_scheduler), **loop,
                 )  # (B, 4, 4F - 3, h, w)
             stride = (latents.shape[2] - 1) // (num_keyframes - 1)
             indices = list(range(0, latents.shape[2], stride))

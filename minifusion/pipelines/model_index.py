@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from minifusion.models.modeling_utils import CONFIG_NAME, atomic_write_bytes
+from minifusion.pipelines.denoising import check_strength
 
 MODEL_INDEX_NAME = "model_index.json"
 SCHEDULER_CONFIG_NAME = "scheduler_config.json"
@@ -98,10 +99,7 @@ class PipelineSettings:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
-        v = self.interpolation_strength
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
-            raise ValueError(f"interpolation_strength must be a number in (0, 1] (1 = start from pure noise), "
-                             f"got {v!r}")
+        check_strength(self.interpolation_strength, "interpolation_strength")
 
     @property
     def threshold_max_value(self) -> float:
@@ -146,9 +144,8 @@ def sampling_scheduler_config(training_scheduler, sampler_class: str = DEFAULT_S
     """
     from minifusion import diffusion
 
-    classes = ("DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler")
-    if sampler_class not in classes:
-        raise ValueError(f"sampler_class {sampler_class!r} is not one of {classes}")
+    if sampler_class not in SCHEDULER_CLASS_NAMES:
+        raise ValueError(f"sampler_class {sampler_class!r} is not one of {SCHEDULER_CLASS_NAMES}")
     defaults = DEFAULT_SAMPLER_OPTIONS if sampler_class == DEFAULT_SAMPLER_CLASS else {}
     sampler = getattr(diffusion, sampler_class).from_config(dict(training_scheduler.config),
                                                             **{**defaults, **options})
