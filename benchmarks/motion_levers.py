@@ -76,8 +76,20 @@ def load_parts(checkpoint: Path):
             UNet.from_pretrained(checkpoint / "unet"), DDPMScheduler.from_config(config))
 
 
+def trained_attention_prefixes(model, spatial_params: str) -> tuple[str, ...]:
+    """Name prefixes of the spatial attention layers that ``--spatial-params`` trains: every spatial
+    block's attention ("attention": self-attention and cross-attention to the text) or only the
+    cross-attention to the text ("cross-attention")."""
+    from minifusion.nn import AttentionBlock
+
+    return tuple(f"{name}.attention." for name, module in model.named_modules()
+                 if isinstance(module, AttentionBlock) and ".temporal_layers." not in name
+                 and (spatial_params == "attention" or module.is_cross_attention))
+
+
 def build_model(unet, args):
     from minifusion.models import KeyframeUNet
+    from minifusion.nn.lora import add_lora
 
     torch.manual_seed(args.seed)
     model = KeyframeUNet.from_t2i(unet, temporal=args.temporal, num_frames=NUM_KEYFRAMES,
@@ -85,11 +97,16 @@ def build_model(unet, args):
                                   spatiotemporal_attention_size=args.spatiotemporal_size)
     model.freeze_spatial()
     if args.train_spatial:
-        temporal = set(map(id, model.temporal_parameters()))
-        for name, p in model.named_parameters():
-            # "attention": only the spatial blocks' cross-attention to the text (the per-token text path)
-            if args.spatial_params == "all" or (".layers." in name and ".attention." in name and id(p) not in temporal):
-                p.requires_grad_(True)
+        if args.spatial_params == "all":
+            model.requires_grad_(True)
+            return model
+        prefixes = trained_attention_prefixes(model, args.spatial_params)
+        if getattr(args, "lora_rank", 0):  # a low-rank update of those layers; their weights stay frozen
+            add_lora(model, lambda name: name.startswith(prefixes), args.lora_rank)
+        else:
+            for name, p in model.named_parameters():
+                if name.startswith(prefixes):
+                    p.requires_grad_(True)
     return model
 
 
@@ -176,7 +193,7 @@ def inspect_run(run: Path) -> None:
     input's, and the noise error of the keyframe model next to the T2I model's applied frame by frame."""
     state = torch.load(run / "state.pt", weights_only=False)
     older = {"spatiotemporal_size": 0, "loss_weight_cap": 0.0, "spatial_lr": None, "shared_noise": 0.0,
-             "spatial_params": "all"}
+             "spatial_params": "all", "lora_rank": 0}
     args = argparse.Namespace(**{**older, **state["args"]})  # runs saved before these options had them  # older runs
     autoencoder, text_encoder, unet, scheduler = load_parts(Path(args.checkpoint))
     model = build_model(unet, args)
@@ -225,9 +242,12 @@ def main(argv=None) -> int:
                         help="full spatio-temporal attention at levels at most this many pixels on a side (0 = off)")
     parser.add_argument("--train-spatial", action="store_true", help="train the T2I (spatial) weights too")
     parser.add_argument("--spatial-lr", type=float, default=None, help="their learning rate (default: --lr)")
-    parser.add_argument("--spatial-params", choices=("all", "attention"), default="all",
-                        help="with --train-spatial: every T2I weight (default), or only the spatial blocks' "
-                             "cross-attention to the text")
+    parser.add_argument("--spatial-params", choices=("all", "attention", "cross-attention"), default="all",
+                        help="with --train-spatial: every T2I weight (default), the spatial blocks' attention layers "
+                             "(self-attention and cross-attention to the text), or only their cross-attention")
+    parser.add_argument("--lora-rank", type=int_at_least(0), default=0,
+                        help="with --spatial-params attention or cross-attention: train a rank-R LoRA update of "
+                             "those layers instead of their weights (0 = off, the default)")
     parser.add_argument("--loss-weight-cap", type=float, default=0.0,
                         help="weigh each sample's noise MSE by min(1 / alpha_bar_t, CAP), normalised to mean 1 over t "
                         "(KeyframesTask's 'v' weighting; high noise, where the layout is decided, weighs more); "
@@ -244,6 +264,9 @@ def main(argv=None) -> int:
                         "text_encoder, unet, scheduler (default: data_samples/checkpoints/t2i-text-only)")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
+    if args.lora_rank and not (args.train_spatial and args.spatial_params != "all"):
+        parser.error(f"--lora-rank {args.lora_rank} needs --train-spatial with --spatial-params attention or "
+                     "cross-attention (a LoRA of every T2I weight is not offered)")
     if args.inspect is not None:
         inspect_run(args.inspect)
         return 0

@@ -64,8 +64,7 @@ def test_plot_draws_every_run_and_leaves_no_figure_open(tmp_path):
     assert plt.get_fignums() == []
 
 
-@pytest.mark.parametrize("spatial_params", ["all", "attention"])
-def test_train_spatial_unfreezes_every_t2i_weight_or_only_the_text_cross_attention(spatial_params):
+def _build(spatial_params, lora_rank=0):
     import argparse
 
     from minifusion.models import UNet
@@ -73,15 +72,47 @@ def test_train_spatial_unfreezes_every_t2i_weight_or_only_the_text_cross_attenti
     unet = UNet.from_pretrained(Path(motion_levers.__file__).resolve().parents[1] / "data_samples" / "checkpoints"
                                 / "t2i-text-only" / "unet")
     args = argparse.Namespace(seed=0, temporal="conv1d_attn1d_blocks", spatiotemporal_size=0, train_spatial=True,
-                              spatial_params=spatial_params)
-    model = motion_levers.build_model(unet, args)
+                              spatial_params=spatial_params, lora_rank=lora_rank)
+    return motion_levers.build_model(unet, args)
+
+
+@pytest.mark.parametrize("spatial_params", ["all", "attention", "cross-attention"])
+def test_train_spatial_unfreezes_every_t2i_weight_or_only_the_chosen_attention(spatial_params):
+    from minifusion.nn import AttentionBlock
+
+    model = _build(spatial_params)
     temporal = set(map(id, model.temporal_parameters()))
     spatial = {name: p.requires_grad for name, p in model.named_parameters() if id(p) not in temporal}
     assert all(p.requires_grad for p in model.temporal_parameters())
     if spatial_params == "all":
         assert all(spatial.values())
-    else:  # exactly the spatial blocks' attention to the text: its queries, keys, values and output
-        trained = {name for name, on in spatial.items() if on}
-        assert trained and all(".layers." in name and ".attention." in name for name in trained)
-        assert {name.rsplit(".", 2)[-2] for name in trained} >= {"to_q", "to_k", "to_v"}
-        assert not spatial["conv_in.weight"]
+        return
+    blocks = {name: m.is_cross_attention for name, m in model.named_modules() if isinstance(m, AttentionBlock)}
+    assert set(blocks.values()) == {True, False}  # the T2I U-Net has both kinds: the test can tell them apart
+    trained = {name for name, on in spatial.items() if on}
+    owners = {name.split(".attention.")[0] for name in trained}
+    assert owners <= set(blocks) and {name.rsplit(".", 2)[-2] for name in trained} >= {"to_q", "to_k", "to_v"}
+    wanted = {n for n, cross in blocks.items() if cross or spatial_params == "attention"}
+    assert owners == wanted
+    assert not spatial["conv_in.weight"]
+
+
+def test_lora_lever_starts_as_the_t2i_layers_and_trains_only_its_factors():
+    from minifusion.nn.lora import LoRALinear
+
+    plain, lora = _build("cross-attention"), _build("cross-attention", lora_rank=4)
+    wrapped = {name for name, m in lora.named_modules() if isinstance(m, LoRALinear)}
+    assert len(wrapped) == 4 * 8  # q, k, v, out of the 8 cross-attention blocks
+    temporal = set(map(id, lora.temporal_parameters()))
+    spatial_trained = {name for name, p in lora.named_parameters() if p.requires_grad and id(p) not in temporal}
+    assert spatial_trained and all(name.endswith((".down.weight", ".up.weight")) for name in spatial_trained)
+    x, t = torch.randn(1, plain.config.in_channels, 8, 8, 8), torch.tensor([500])
+    text = torch.randn(1, 4, plain.config.cross_attention_dim)
+    lora.load_state_dict(plain.state_dict(), strict=False)  # the same temporal parts; LoRA's B is zero
+    with torch.no_grad():
+        torch.testing.assert_close(lora(x, t, text), plain(x, t, text))
+
+
+def test_lora_needs_an_attention_choice(tmp_path):
+    with pytest.raises(SystemExit):
+        motion_levers.main(["--out", str(tmp_path / "run"), "--lora-rank", "4", "--train-spatial"])
