@@ -293,6 +293,9 @@ def test_evaluation_compares_the_middle_frames_with_the_rendered_truth():
     windows = InterpolationClips(clips, frame_skip=1, num_keyframes=3, seed=0)
     truth = torch.stack([windows[i]["video"] for i in range(2)])
     assert torch.equal(res["pass2"]["frames"]["truth"], truth)
+    # with an identity autoencoder the latent blend decodes to the pixel blend, which this "model" is
+    frames = res["pass1"]["frames"]
+    torch.testing.assert_close(frames["latent_blend"], frames["model"].clamp(-1, 1))
 
     def black(latents, *, frame_skip, generator):
         return interleave(latents, -torch.ones(2, 9, 2, 16, 16), 3)  # 3 black RGB frames per pair

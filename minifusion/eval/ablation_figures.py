@@ -9,7 +9,8 @@ seed whose finished runs all still hold their weights here (``figure_seed``).
 - Table 1 (FusionFrames section 4.1): the 8 keyframes each temporal variant draws for the same
   prompts and the same noise;
 - Table 2 (section 4.2): the first frames of a held-out clip interpolated from its true keyframes
-  (pass 1) by FusionFrames and by MFI, under the truth and a linear blend; keyframes framed red;
+  (pass 1) by FusionFrames and by MFI, under the truth, a linear blend of the pixels and one of the
+  latents; keyframes framed red;
 - Table 3 (section 4.3): a held-out clip, its reconstruction by the image decoder, and the error
   |reconstruction - truth| (amplified 4x) of the image decoder and of each video decoder.
 """
@@ -87,6 +88,8 @@ def _interpolation_rows(runs: dict[str, Path], seed: int, steps: int, frames: in
 
     rows = {}
     for variant, folder in runs.items():
+        if variant == "latent_blend":  # no network: its row comes with every evaluation's frames
+            continue
         model, scheduler = _load_interpolator(folder, variant)
         autoencoder = Autoencoder.from_pretrained(folder / "autoencoder").eval()
         result = evaluate_interpolation(model.eval(), scheduler, autoencoder, num_clips=1, seed=1000 + seed,
@@ -94,6 +97,7 @@ def _interpolation_rows(runs: dict[str, Path], seed: int, steps: int, frames: in
         pass1 = result["pass1"]["frames"]  # {"truth", "model", "blend"}: (1, 3, 29, H, W) in [-1, 1]
         rows.setdefault("truth", pass1["truth"][0, :, :frames])
         rows.setdefault("linear blend", pass1["blend"][0, :, :frames])
+        rows.setdefault("latent blend", pass1["latent_blend"][0, :, :frames])
         rows[variant] = pass1["model"][0, :, :frames]
     return rows
 

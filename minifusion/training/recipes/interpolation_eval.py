@@ -151,7 +151,8 @@ def evaluate_interpolation(model, scheduler, autoencoder, *, clips: Dataset | No
     with position ``outer`` (1 and 3 of each triple), ``middle`` (2) or ``all``, each
     ``{"psnr_db", "ssim", "centroid_error_px", "one_object_rate", "hit_rate", "latent_mse" (model
     and latent_blend; else None), "num_frames"}`` (``minifusion.eval.interpolation_metrics``).
-    With ``return_frames`` each pass also holds ``frames`` = {"truth", "model", "blend"} (B, C, F, H, W).
+    With ``return_frames`` each pass also holds ``frames`` = {"truth", "model", "blend", "latent_blend"}
+    (B, C, F, H, W).
     """
     from minifusion.eval.interpolation_metrics import (
         frame_scores,
@@ -244,7 +245,8 @@ def evaluate_interpolation(model, scheduler, autoencoder, *, clips: Dataset | No
         results[f"pass{k}"].update(summarize_interpolation(scores, frames_per_pair=n, kinds=kinds,
                                                            latent_mse=latent_errors))
         if return_frames:
-            results[f"pass{k}"]["frames"] = {"truth": truth.cpu(), "model": frames.cpu(), "blend": blend.cpu()}
+            results[f"pass{k}"]["frames"] = {"truth": truth.cpu(), "model": frames.cpu(), "blend": blend.cpu(),
+                                             "latent_blend": latent_blend.cpu()}
     return results
 
 
