@@ -101,7 +101,7 @@ def build_model(unet, args):
             model.requires_grad_(True)
             return model
         prefixes = trained_attention_prefixes(model, args.spatial_params)
-        if getattr(args, "lora_rank", 0):  # a low-rank update of those layers; their weights stay frozen
+        if args.lora_rank:  # a low-rank update of those layers; their weights stay frozen
             add_lora(model, lambda name: name.startswith(prefixes), args.lora_rank)
         else:
             for name, p in model.named_parameters():
@@ -194,7 +194,7 @@ def inspect_run(run: Path) -> None:
     state = torch.load(run / "state.pt", weights_only=False)
     older = {"spatiotemporal_size": 0, "loss_weight_cap": 0.0, "spatial_lr": None, "shared_noise": 0.0,
              "spatial_params": "all", "lora_rank": 0}
-    args = argparse.Namespace(**{**older, **state["args"]})  # runs saved before these options had them  # older runs
+    args = argparse.Namespace(**{**older, **state["args"]})  # runs saved before these options had them
     autoencoder, text_encoder, unet, scheduler = load_parts(Path(args.checkpoint))
     model = build_model(unet, args)
     model.load_state_dict(state["model"])
