@@ -94,7 +94,8 @@ def build_model(unet, args):
     torch.manual_seed(args.seed)
     model = KeyframeUNet.from_t2i(unet, temporal=args.temporal, num_frames=NUM_KEYFRAMES,
                                   sample_size=unet.config.sample_size, temporal_text_pooling=True,
-                                  spatiotemporal_attention_size=args.spatiotemporal_size)
+                                  spatiotemporal_attention_size=args.spatiotemporal_size,
+                                  temporal_text_attention_size=args.temporal_text_size)
     model.freeze_spatial()
     if args.train_spatial:
         if args.spatial_params == "all":
@@ -193,7 +194,7 @@ def inspect_run(run: Path) -> None:
     input's, and the noise error of the keyframe model next to the T2I model's applied frame by frame."""
     state = torch.load(run / "state.pt", weights_only=False)
     older = {"spatiotemporal_size": 0, "loss_weight_cap": 0.0, "spatial_lr": None, "shared_noise": 0.0,
-             "spatial_params": "all", "lora_rank": 0}
+             "spatial_params": "all", "lora_rank": 0, "temporal_text_size": 0}
     args = argparse.Namespace(**{**older, **state["args"]})  # runs saved before these options had them
     autoencoder, text_encoder, unet, scheduler = load_parts(Path(args.checkpoint))
     model = build_model(unet, args)
@@ -240,6 +241,9 @@ def main(argv=None) -> int:
     parser.add_argument("--temporal", default="conv1d_attn1d_blocks", help="keyframe U-Net temporal variant")
     parser.add_argument("--spatiotemporal-size", type=int_at_least(0), default=0,
                         help="full spatio-temporal attention at levels at most this many pixels on a side (0 = off)")
+    parser.add_argument("--temporal-text-size", type=int_at_least(0), default=0,
+                        help="per-token text attention in the temporal parts (queries that know frame and pixel) "
+                             "after the spatial cross-attention at levels at most this many pixels on a side (0 = off)")
     parser.add_argument("--train-spatial", action="store_true", help="train the T2I (spatial) weights too")
     parser.add_argument("--spatial-lr", type=float, default=None, help="their learning rate (default: --lr)")
     parser.add_argument("--spatial-params", choices=("all", "attention", "cross-attention"), default="all",

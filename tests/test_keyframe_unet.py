@@ -200,9 +200,35 @@ def test_spatiotemporal_attention_starts_as_t2i_and_reaches_other_pixels_of_othe
     assert diff[0, :, 3, -1, -1].sum() > 1e-6 and diff[1].sum() == 0
 
 
+def test_temporal_text_attention_starts_as_t2i_and_lets_each_word_place_things():
+    unet = t2i()
+    model = KeyframeUNet.from_t2i(unet, temporal_text_attention_size=4).eval()  # the 4x4 level of an 8x8 input
+    texts = [k for k, b in model.temporal_blocks.items() if b.takes_text]
+    assert texts == ["down_1_2", "up_1_2"]  # after the cross-attention layer (res, self, cross) of level 1
+    x, t, text = inputs()
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    out = model(x, t, text, mask)
+    for f in range(x.shape[2]):
+        torch.testing.assert_close(out[:, :, f], unet(x[:, :, f], t, text, mask), atol=1e-5, rtol=0)
+    # trained, a change of one token of video 0 moves video 0 differently at each frame, and not video 1;
+    # the padded token changes nothing
+    randomize_temporal(model)
+    for i, expected in ((1, True), (2, False)):
+        text2 = text.clone()
+        text2[0, i] += 1.0
+        diff = (model(x, t, text2, mask) - model(x, t, text, mask)).abs()
+        assert (diff[0].sum() > 1e-4) == expected and diff[1].sum() == 0
+    # frozen spatial layers: the text attention is trainable, the T2I cross-attention is not
+    model.freeze_spatial()
+    assert all(p.requires_grad for k in texts for p in model.temporal_blocks[k].parameters())
+    assert not any(p.requires_grad for n, p in model.named_parameters() if n.startswith("down_blocks."))
+
+
 def test_spatiotemporal_attention_size_must_be_a_non_negative_integer():
     from minifusion.models import KeyframeUNetConfig
 
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match="spatiotemporal_attention_size"):
             KeyframeUNet(KeyframeUNetConfig(**TINY, spatiotemporal_attention_size=bad))
+        with pytest.raises(ValueError, match="temporal_text_attention_size"):
+            KeyframeUNet(KeyframeUNetConfig(**TINY, temporal_text_attention_size=bad))

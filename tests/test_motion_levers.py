@@ -64,15 +64,16 @@ def test_plot_draws_every_run_and_leaves_no_figure_open(tmp_path):
     assert plt.get_fignums() == []
 
 
-def _build(spatial_params, lora_rank=0):
+def _build(spatial_params, lora_rank=0, temporal_text_size=0, train_spatial=True):
     import argparse
 
     from minifusion.models import UNet
 
     unet = UNet.from_pretrained(Path(motion_levers.__file__).resolve().parents[1] / "data_samples" / "checkpoints"
                                 / "t2i-text-only" / "unet")
-    args = argparse.Namespace(seed=0, temporal="conv1d_attn1d_blocks", spatiotemporal_size=0, train_spatial=True,
-                              spatial_params=spatial_params, lora_rank=lora_rank)
+    args = argparse.Namespace(seed=0, temporal="conv1d_attn1d_blocks", spatiotemporal_size=0,
+                              train_spatial=train_spatial, spatial_params=spatial_params, lora_rank=lora_rank,
+                              temporal_text_size=temporal_text_size)
     return motion_levers.build_model(unet, args)
 
 
@@ -95,6 +96,17 @@ def test_train_spatial_unfreezes_every_t2i_weight_or_only_the_chosen_attention(s
     wanted = {n for n, cross in blocks.items() if cross or spatial_params == "attention"}
     assert owners == wanted
     assert not spatial["conv_in.weight"]
+
+
+def test_temporal_text_lever_adds_trainable_text_attention_at_the_small_levels_only():
+    model = _build("all", temporal_text_size=8, train_spatial=False)
+    texts = sorted(k for k, b in model.temporal_blocks.items() if b.takes_text)
+    assert texts == ["down_1_2", "down_1_5", "down_2_2", "down_2_5", "up_1_2", "up_1_5", "up_2_2", "up_2_5"]
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert {f"temporal_blocks.{k}.branch.to_k.weight" for k in texts} <= trained
+    assert not any(n.startswith(("down_blocks.", "up_blocks.")) for n in trained)  # the T2I weights stay frozen
+    at_4 = _build("all", temporal_text_size=4, train_spatial=False).temporal_blocks
+    assert sorted(k for k, b in at_4.items() if b.takes_text) == ["down_2_2", "down_2_5", "up_2_2", "up_2_5"]
 
 
 def test_lora_lever_starts_as_the_t2i_layers_and_trains_only_its_factors():

@@ -13,9 +13,11 @@ from minifusion.nn import (
     TemporalConv1d,
     TemporalConv3d,
     TemporalResidual,
+    TemporalTextAttention,
     WindowedTemporalAttention,
     conv_over_frames,
 )
+from minifusion.nn.temporal import frame_code, pixel_code
 
 
 def _randomize(module):
@@ -167,3 +169,38 @@ def test_spatiotemporal_attention_is_softmax_attention_over_every_token_with_fra
     code = layer.pixel_code(h, w, x)  # (H*W, C)
     assert code.shape == (h * w, c) and len({tuple(r) for r in code.round(decimals=5).tolist()}) == h * w
     torch.testing.assert_close(code.reshape(h, w, c)[:, 0, :4], code.reshape(h, w, c)[:, 3, :4])
+
+
+def test_temporal_text_attention_is_softmax_attention_from_placed_tokens_to_the_text():
+    layer = _randomize(TemporalTextAttention(8, 6, head_dim=4, norm_groups=2)).eval()
+    x, text = torch.randn(2, 8, 3, 2, 4), torch.randn(2, 5, 6)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    b, c, f, h, w = x.shape
+    tokens = layer.norm(x, None).permute(0, 2, 3, 4, 1).reshape(b, f, h * w, c)
+    tokens = (tokens + frame_code(f, c, x)[:, None] + pixel_code(h, w, c, x)).reshape(b, f * h * w, c)
+    q, k, v = layer.to_q(tokens), layer.to_k(text), layer.to_v(text)  # (B, L, 8): two heads of 4
+    heads = []
+    for i in range(2):
+        sl = slice(4 * i, 4 * i + 4)
+        scores = (q[..., sl] @ k[..., sl].transpose(1, 2) / 2.0).masked_fill(~mask[:, None, :], float("-inf"))
+        heads.append(torch.softmax(scores, dim=-1) @ v[..., sl])
+    expected = layer.to_out(torch.cat(heads, -1)).reshape(b, f, h, w, c).permute(0, 4, 1, 2, 3)
+    torch.testing.assert_close(layer(x, None, text, mask), expected, atol=1e-5, rtol=1e-5)
+    # padding is ignored: changing a masked-out token changes nothing
+    text2 = text.clone()
+    text2[0, 4] += 5.0
+    torch.testing.assert_close(layer(x, None, text2, mask), layer(x, None, text, mask))
+    # the same word is read differently at each place and time (the codes), unlike a plain cross-attention
+    out = layer(torch.zeros_like(x), None, text, mask)
+    assert (out[:, :, 0] - out[:, :, 1]).abs().max() > 1e-3 and (out[..., 0, 0] - out[..., 1, 3]).abs().max() > 1e-3
+
+
+def test_temporal_text_attention_starts_at_zero_and_names_bad_text():
+    layer = TemporalTextAttention(8, 6, head_dim=4, norm_groups=2)
+    x, text = torch.randn(2, 8, 3, 2, 4), torch.randn(2, 5, 6)
+    assert torch.count_nonzero(layer(x, None, text)) == 0
+    assert torch.equal(TemporalResidual(layer)(x, None, text), x) and TemporalResidual(layer).takes_text
+    assert not TemporalResidual(TemporalAttention(8, head_dim=4, norm_groups=2)).takes_text
+    for bad in (None, torch.randn(2, 5, 7), torch.randn(3, 5, 6), torch.randn(2, 6)):
+        with pytest.raises(ValueError, match=r"TemporalTextAttention needs text tokens \(B, L, 6\)"):
+            layer(x, None, bad)

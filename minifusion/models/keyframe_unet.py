@@ -41,6 +41,11 @@ attention becomes attention over every pixel of every keyframe, with a code of e
 and pixel (``SpatioTemporalAttention``). The per-pixel parts cannot place or move an object (their
 norm's text scale and shift is the same at every pixel); see docs/motion.md for the measurements.
 
+Per-token text in the temporal parts (``temporal_text_attention_size``, off by default). Another
+departure, the motion issue's "words where motion is made": after each spatial cross-attention layer
+at the low-resolution levels, a zero-initialised ``TemporalTextAttention`` whose queries know each
+token's frame and pixel, so a direction word can say where the object is in each keyframe.
+
 Shapes: ``sample`` (B, C, F, H, W) -> (B, C_out, F, H, W). Spatial layers run on the frames
 folded into the batch, ``rearrange(x, "b c f h w -> (b f) c h w")``; temporal layers on the
 video. Frames of different videos never mix.
@@ -66,6 +71,7 @@ from minifusion.nn import (
     TemporalConv1d,
     TemporalConv3d,
     TemporalResidual,
+    TemporalTextAttention,
     WindowedTemporalAttention,
 )
 
@@ -93,6 +99,9 @@ class KeyframeUNetConfig(UNetConfig):
     # the attention-variant's temporal attention becomes full spatio-temporal attention (SpatioTemporalAttention)
     # at the levels whose feature maps are at most this many pixels on a side; 0 = never (the paper's variants)
     spatiotemporal_attention_size: int = 0
+    # a TemporalTextAttention (per-token text, queries that know frame and pixel) after every spatial
+    # cross-attention layer at the levels at most this many pixels on a side; 0 = never (the paper's variants)
+    temporal_text_attention_size: int = 0
 
 
 class KeyframeUNet(UNet):
@@ -105,10 +114,12 @@ class KeyframeUNet(UNet):
         super().__init__(config)
         cfg = self.config
         check_temporal(cfg.temporal)
-        size = cfg.spatiotemporal_attention_size
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ValueError(f"spatiotemporal_attention_size {size!r} is not allowed; it must be an integer >= 0 "
-                             "(0 = off; N = full spatio-temporal attention at levels at most N pixels on a side)")
+        for name, what in (("spatiotemporal_attention_size", "full spatio-temporal attention"),
+                           ("temporal_text_attention_size", "per-token text attention in the temporal parts")):
+            size = getattr(cfg, name)
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise ValueError(f"{name} {size!r} is not allowed; it must be an integer >= 0 "
+                                 f"(0 = off; N = {what} at levels at most N pixels on a side)")
         self.frame_position_embedding = FramePositionEmbedding(
             cfg.block_out_channels[0] + cfg.block_out_channels[0] % 2, self.time_embed_dim
         )
@@ -149,6 +160,18 @@ class KeyframeUNet(UNet):
                         layer.temporal_layers["attention"] = self._attention(layer.channels, index)
                     else:
                         self.temporal_blocks[f"{key}_{j}"] = self._attention(layer.channels, index)
+                elif isinstance(layer, AttentionBlock) and self._has_text_attention(index):
+                    self.temporal_blocks[f"{key}_{j}"] = self._text_attention(layer.channels)
+
+    def _has_text_attention(self, level: int) -> bool:
+        size = self.config.temporal_text_attention_size
+        return bool(size) and (self.config.sample_size >> level) <= size
+
+    def _text_attention(self, width: int) -> nn.Module:
+        cfg = self.config
+        return TemporalResidual(TemporalTextAttention(
+            width, cfg.cross_attention_dim, head_dim=cfg.temporal_head_dim or cfg.attention_head_dim,
+            norm_groups=cfg.norm_groups, embed_dim=self.time_embed_dim))
 
     @classmethod
     def from_t2i(cls, unet: UNet, temporal: str = "conv1d_attn1d_blocks", **config_overrides) -> "KeyframeUNet":

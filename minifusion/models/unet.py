@@ -268,7 +268,11 @@ class UNet(ModelMixin):
             h = run(self._run_layer, layer, h, cond)
             if f"{key}_{j}" in self.temporal_blocks:  # video models: a temporal block after this layer
                 block = self.temporal_blocks[f"{key}_{j}"]
-                h = run(apply_to_frames, block, h, cond.num_frames, cond.temporal_emb)
+                text = ()
+                if getattr(block, "takes_text", False):  # per-token text for this temporal part: (B, L, D)
+                    f = cond.num_frames
+                    text = (cond.context[::f], None if cond.context_mask is None else cond.context_mask[::f])
+                h = run(apply_to_frames, block, h, cond.num_frames, cond.temporal_emb, *text)
         return h
 
     def forward_folded(self, h: torch.Tensor, cond: _Conditioning) -> torch.Tensor:

@@ -192,6 +192,12 @@ def _heads(channels: int, num_heads: int | None, head_dim: int | None) -> tuple[
     return num_heads, head_dim
 
 
+def frame_code(num_frames: int, channels: int, like: torch.Tensor) -> torch.Tensor:
+    """(F, channels): fixed sinusoidal code of the frame index, so attention knows frame order."""
+    code = sinusoidal_embedding(torch.arange(num_frames, device=like.device), channels + channels % 2)
+    return code[:, :channels].to(like.dtype)
+
+
 class _TokenAttention(nn.Module):
     """Norm, then multi-head self-attention over token groups, zero-initialised output."""
 
@@ -214,9 +220,7 @@ class _TokenAttention(nn.Module):
 
     def frame_code(self, num_frames: int, x: torch.Tensor) -> torch.Tensor:
         """Fixed sinusoidal code of the frame index (F, C), so attention knows frame order."""
-        idx = torch.arange(num_frames, device=x.device)
-        code = sinusoidal_embedding(idx, self.channels + self.channels % 2)[:, : self.channels]
-        return code.to(x.dtype)
+        return frame_code(num_frames, self.channels, x)
 
 
 class TemporalAttention(_TokenAttention):
@@ -289,6 +293,16 @@ class WindowedTemporalAttention(_TokenAttention):
         )
 
 
+def pixel_code(h: int, w: int, channels: int, like: torch.Tensor) -> torch.Tensor:
+    """(H * W, channels): sinusoidal code of the row in the first half of the channels, of the column in the rest."""
+    half = channels // 2
+    rows = sinusoidal_embedding(torch.arange(h, device=like.device), half + half % 2)[:, :half]  # (H, C/2)
+    cols = sinusoidal_embedding(torch.arange(w, device=like.device), channels - half + (channels - half) % 2)
+    cols = cols[:, : channels - half]  # (W, C - C/2)
+    code = torch.cat([repeat(rows, "h c -> h w c", w=w), repeat(cols, "w c -> h w c", h=h)], dim=-1)
+    return rearrange(code, "h w c -> (h w) c").to(like.dtype)
+
+
 class SpatioTemporalAttention(TemporalAttention):
     """Full attention over a video: every pixel of every frame attends to all F * H * W tokens.
 
@@ -303,12 +317,7 @@ class SpatioTemporalAttention(TemporalAttention):
 
     def pixel_code(self, h: int, w: int, x: torch.Tensor) -> torch.Tensor:
         """(H * W, C): sinusoidal code of the row in the first half of the channels, of the column in the rest."""
-        half = self.channels // 2
-        rows = sinusoidal_embedding(torch.arange(h, device=x.device), half + half % 2)[:, :half]  # (H, C/2)
-        cols = sinusoidal_embedding(torch.arange(w, device=x.device), self.channels - half + (self.channels - half) % 2)
-        cols = cols[:, : self.channels - half]  # (W, C - C/2)
-        code = torch.cat([repeat(rows, "h c -> h w c", w=w), repeat(cols, "w c -> h w c", h=h)], dim=-1)
-        return rearrange(code, "h w c -> (h w) c").to(x.dtype)
+        return pixel_code(h, w, self.channels, x)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
         check_video(x, self.channels, type(self).__name__)
@@ -316,6 +325,66 @@ class SpatioTemporalAttention(TemporalAttention):
         tokens = rearrange(self.norm(x, emb), "b c f h w -> b f (h w) c")
         tokens = tokens + self.frame_code(f, x)[:, None, :] + self.pixel_code(h, w, x)  # (B, F, H*W, C)
         out = self.attend(rearrange(tokens, "b f q c -> b (f q) c"))  # (B, F*H*W, C)
+        return rearrange(out, "b (f h w) c -> b c f h w", f=f, h=h, w=w)
+
+
+class TemporalTextAttention(nn.Module):
+    """Cross-attention from every pixel of every keyframe to the text tokens, knowing where and when.
+
+    The per-token text path for the temporal parts (a lever of the motion study, docs/motion.md):
+    in the paper's design the temporal layers see the text only through their norm's pooled scale
+    and shift, the same at every pixel, and the only per-token path - the spatial cross-attention -
+    is frozen from still-image training, where a direction word says nothing. Here the queries
+    carry the frame-index code and the 2-D pixel code, so a word can be read differently at each
+    place and time ("right" at frame k, column c). Keys and values come from the text tokens
+    (B, L, D). Zero-initialised output: ``x + branch(x)`` starts as the identity.
+    """
+
+    takes_text = True
+
+    def __init__(
+        self,
+        channels: int,
+        context_dim: int,
+        *,
+        num_heads: int | None = None,
+        head_dim: int | None = None,
+        norm_groups: int = 8,
+        embed_dim: int | None = None,
+        zero_init: bool = True,
+    ):
+        super().__init__()
+        self.channels, self.context_dim = channels, context_dim
+        self.heads, self.head_dim = _heads(channels, num_heads, head_dim)
+        inner = self.heads * self.head_dim
+        self.norm = _Norm(channels, norm_groups, embed_dim)
+        self.to_q = nn.Linear(channels, inner, bias=False)
+        self.to_k = nn.Linear(context_dim, inner, bias=False)
+        self.to_v = nn.Linear(context_dim, inner, bias=False)
+        self.to_out = nn.Linear(inner, channels)
+        if zero_init:
+            _zero(self.to_out)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        emb: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        check_video(x, self.channels, type(self).__name__)
+        b, _, f, h, w = x.shape
+        if not torch.is_tensor(context) or context.ndim != 3 or context.shape[0] != b or context.shape[2] != self.context_dim:
+            shape = tuple(context.shape) if torch.is_tensor(context) else type(context).__name__
+            raise ValueError(f"{type(self).__name__} needs text tokens (B, L, {self.context_dim}) with B = {b}, "
+                             f"got {shape}")
+        tokens = rearrange(self.norm(x, emb), "b c f h w -> b f (h w) c")
+        tokens = tokens + frame_code(f, self.channels, x)[:, None, :] + pixel_code(h, w, self.channels, x)  # (B, F, H*W, C)
+        q = rearrange(self.to_q(tokens), "b f q (n d) -> b n (f q) d", n=self.heads)
+        k, v = (rearrange(proj(context), "b l (n d) -> b n l d", n=self.heads) for proj in (self.to_k, self.to_v))
+        mask = None if context_mask is None else context_mask.bool()
+        out = scaled_dot_product_attention(q, k, v, mask)  # (B, heads, F*H*W, d)
+        out = self.to_out(rearrange(out, "b n t d -> b t (n d)"))
         return rearrange(out, "b (f h w) c -> b c f h w", f=f, h=h, w=w)
 
 
@@ -339,8 +408,12 @@ class TemporalResidual(nn.Module):
         super().__init__()
         self.branch = branch
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
-        return x + self.branch(x, emb)
+    @property
+    def takes_text(self) -> bool:
+        return getattr(self.branch, "takes_text", False)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None, *text: torch.Tensor | None) -> torch.Tensor:
+        return x + self.branch(x, emb, *text)  # text: (context, context_mask) for a TemporalTextAttention
 
 
 class AlphaMergedTemporal(nn.Module):
@@ -357,10 +430,13 @@ class AlphaMergedTemporal(nn.Module):
 
 
 def apply_to_frames(
-    layer: nn.Module, h: torch.Tensor, num_frames: int, emb: torch.Tensor | None = None
+    layer: nn.Module, h: torch.Tensor, num_frames: int, emb: torch.Tensor | None = None, *text: torch.Tensor | None
 ) -> torch.Tensor:
-    """Run a video layer on frames folded into the batch: (B*F, C, H, W) -> (B*F, C, H, W)."""
+    """Run a video layer on frames folded into the batch: (B*F, C, H, W) -> (B*F, C, H, W).
+
+    ``text``: (context (B, L, D), context_mask (B, L) or None) for a layer that ``takes_text``.
+    """
     if h.shape[0] % num_frames:
         raise ValueError(f"batch of folded frames {tuple(h.shape)} is not a multiple of num_frames {num_frames}")
     video = rearrange(h, "(b f) c h w -> b c f h w", f=num_frames)
-    return rearrange(layer(video, emb), "b c f h w -> (b f) c h w")
+    return rearrange(layer(video, emb, *text), "b c f h w -> (b f) c h w")
