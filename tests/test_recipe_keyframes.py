@@ -284,6 +284,16 @@ def test_training_tells_the_model_positions_0_4_to_28_for_any_variant(base, tmp_
     assert json.loads((out / "runs" / "keyframes" / "recipe.json").read_text())["temporal"] == "conv1d_attn3d_blocks"
 
 
+def test_the_recipe_adds_the_temporal_text_attention_and_trains_it(base, tmp_path):
+    out = _copy_base(base, tmp_path / "text")
+    config = {**TINY_KF, "motion_check_every": 0, "temporal_text_attention_size": 4}
+    train_keyframes(out, config=config, progress=False)
+    model = KeyframeUNet.from_pretrained(out / "keyframe_unet")
+    texts = [k for k, b in model.temporal_blocks.items() if b.takes_text]
+    assert model.config.temporal_text_attention_size == 4 and texts  # the 4x4 level of the 8x8 latents
+    assert all(model.temporal_blocks[k].branch.to_out.weight.abs().sum() > 0 for k in texts)  # zero at init, trained
+
+
 def test_motion_check_writes_rows_every_n_steps_and_the_final_one(trained):
     rows = _motion_rows(trained)
     assert [int(r["step"]) for r in rows] == [2, 3]  # the callback at step 2, the final check at step 3
@@ -345,6 +355,7 @@ def test_needs_the_earlier_stages(tmp_path):
     ({"motion_prompts": ["a pink circle moves up"]}, "motion prompt 'a pink circle moves up' is not a Moving Shapes"),
     ({"random_start": "yes"}, "random_start 'yes' is not allowed"),
     ({"temporal_head_dim": 0}, "temporal_head_dim 0 is not allowed"),
+    ({"temporal_text_attention_size": -1}, "temporal_text_attention_size -1 is not allowed; it must be an integer >= 0"),
     ({"loss_weighting": "snr"}, "loss_weighting 'snr' is not allowed; it must be one of 'epsilon', 'v'"),
     ({"loss_weight_cap": 0.5}, "loss_weight_cap 0.5 is not allowed; it must be a number >= 1"),
     ({"temporal_text_pooling": 1}, "temporal_text_pooling 1 is not allowed; it must be true or false"),

@@ -86,6 +86,9 @@ class KeyframesRecipe:
     temporal_head_dim: int | None = None  # channels per temporal-attention head; None = the U-Net's attention_head_dim
     attention_window: int = 2  # window side of "conv1d_attn3d_blocks"
     temporal_text_pooling: bool = True  # the temporal parts' own pooled text (KeyframeUNet docstring)
+    # per-token text attention in the temporal parts at levels at most this many latent pixels on a side
+    # (KeyframeUNet's temporal_text_attention_size; docs/motion.md); 0 = off, the paper's variants
+    temporal_text_attention_size: int = 0
     init_from: str | None = None  # a keyframe_unet folder to warm-start from (``warm_start``); None = T2I + fresh temporal parts
     training: TrainingConfig = field(default_factory=_default_training)
     data: DataOptions = field(default_factory=lambda: DataOptions(num_clips=4000))  # num_frames = keyframes K
@@ -125,7 +128,8 @@ class KeyframesRecipe:
             raise ValueError(f"latent_range_quantile {self.latent_range_quantile!r} is not allowed; it must be "
                              "in (0, 1]")
         for name, low in (("encode_batch_size", 1), ("motion_check_every", 0), ("motion_samples_per_prompt", 1),
-                          ("motion_num_inference_steps", 1), ("attention_window", 1)):
+                          ("motion_num_inference_steps", 1), ("attention_window", 1),
+                          ("temporal_text_attention_size", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ValueError(f"{name} {v!r} is not allowed; it must be an integer >= {low}")
@@ -302,7 +306,8 @@ def train_keyframes(out_dir: str | Path, *, steps: int | None = None,
     seed_everything(recipe.training.seed)  # the initial temporal weights depend on the seed only
     model = KeyframeUNet.from_t2i(unet, temporal=recipe.temporal, temporal_head_dim=recipe.temporal_head_dim,
                                   attention_window=recipe.attention_window, num_frames=num_keyframes,
-                                  sample_size=latent_size, temporal_text_pooling=recipe.temporal_text_pooling)
+                                  sample_size=latent_size, temporal_text_pooling=recipe.temporal_text_pooling,
+                                  temporal_text_attention_size=recipe.temporal_text_attention_size)
     if recipe.init_from is not None and not resume:
         warm_start(model, recipe.init_from)
     model.freeze_spatial()
