@@ -329,15 +329,22 @@ class SpatioTemporalAttention(TemporalAttention):
 
 
 class TemporalTextAttention(nn.Module):
-    """Cross-attention from every pixel of every keyframe to the text tokens, knowing where and when.
+    """Cross-attention from every pixel of every keyframe to the text tokens, as that keyframe reads them.
 
     The per-token text path for the temporal parts (a lever of the motion study, docs/motion.md):
     in the paper's design the temporal layers see the text only through their norm's pooled scale
     and shift, the same at every pixel, and the only per-token path - the spatial cross-attention -
-    is frozen from still-image training, where a direction word says nothing. Here the queries
-    carry the frame-index code and the 2-D pixel code, so a word can be read differently at each
-    place and time ("right" at frame k, column c). Keys and values come from the text tokens
-    (B, L, D). Zero-initialised output: ``x + branch(x)`` starts as the identity.
+    is frozen from still-image training, where a direction word says nothing.
+
+    Placing an object along a path needs a three-way interaction - word, keyframe, pixel ("right"
+    at keyframe k means column c0 + k v) - and a plain cross-attention with frame and pixel codes
+    added to its queries only gives attention logits that are sums of a (word, pixel) and a (frame,
+    pixel) term. So, with ``embed_dim`` set, each keyframe first reads the caption through its own
+    lens: its text tokens are scaled and shifted by its embedding (time + frame position + pooled
+    text, (B, F, E)), ``context_k = context * (1 + a_k) + b_k`` (zero-initialised, so it starts as the
+    plain caption), and the keys and values of keyframe k come from ``context_k``. The queries carry
+    the 2-D pixel code (and the frame code). Zero-initialised output: ``x + branch(x)`` starts as the
+    identity.
     """
 
     takes_text = True
@@ -358,12 +365,26 @@ class TemporalTextAttention(nn.Module):
         self.heads, self.head_dim = _heads(channels, num_heads, head_dim)
         inner = self.heads * self.head_dim
         self.norm = _Norm(channels, norm_groups, embed_dim)
+        self.frame_text = None  # per-keyframe scale and shift of the text tokens
+        if embed_dim is not None:
+            self.frame_text = nn.Sequential(nn.SiLU(), nn.Linear(embed_dim, 2 * context_dim))
+            _zero(self.frame_text[1])
         self.to_q = nn.Linear(channels, inner, bias=False)
         self.to_k = nn.Linear(context_dim, inner, bias=False)
         self.to_v = nn.Linear(context_dim, inner, bias=False)
         self.to_out = nn.Linear(inner, channels)
         if zero_init:
             _zero(self.to_out)
+
+    def frame_context(self, context: torch.Tensor, emb: torch.Tensor | None, num_frames: int) -> torch.Tensor:
+        """Text tokens (B, L, D) -> each keyframe's reading of them, (B, F, L, D)."""
+        context = repeat(context, "b l d -> b f l d", f=num_frames)
+        if self.frame_text is None:
+            return context
+        if emb.ndim == 2:  # (B, E): the same for every frame
+            emb = repeat(emb, "b e -> b f e", f=num_frames)
+        scale, shift = self.frame_text(emb).chunk(2, dim=-1)  # (B, F, D) each
+        return context * (1 + scale[:, :, None, :]) + shift[:, :, None, :]
 
     def forward(
         self,
@@ -379,13 +400,14 @@ class TemporalTextAttention(nn.Module):
             raise ValueError(f"{type(self).__name__} needs text tokens (B, L, {self.context_dim}) with B = {b}, "
                              f"got {shape}")
         tokens = rearrange(self.norm(x, emb), "b c f h w -> b f (h w) c")
-        tokens = tokens + frame_code(f, self.channels, x)[:, None, :] + pixel_code(h, w, self.channels, x)  # (B, F, H*W, C)
-        q = rearrange(self.to_q(tokens), "b f q (n d) -> b n (f q) d", n=self.heads)
-        k, v = (rearrange(proj(context), "b l (n d) -> b n l d", n=self.heads) for proj in (self.to_k, self.to_v))
-        mask = None if context_mask is None else context_mask.bool()
-        out = scaled_dot_product_attention(q, k, v, mask)  # (B, heads, F*H*W, d)
-        out = self.to_out(rearrange(out, "b n t d -> b t (n d)"))
-        return rearrange(out, "b (f h w) c -> b c f h w", f=f, h=h, w=w)
+        tokens = tokens + frame_code(f, self.channels, x)[:, None, :] + pixel_code(h, w, self.channels, x)  # (B, F, HW, C)
+        text = self.frame_context(context, emb, f)  # (B, F, L, D)
+        q = rearrange(self.to_q(tokens), "b f q (n d) -> (b f) n q d", n=self.heads)
+        k, v = (rearrange(proj(text), "b f l (n d) -> (b f) n l d", n=self.heads) for proj in (self.to_k, self.to_v))
+        mask = None if context_mask is None else repeat(context_mask.bool(), "b l -> (b f) l", f=f)
+        out = scaled_dot_product_attention(q, k, v, mask)  # (B*F, heads, H*W, d)
+        out = self.to_out(rearrange(out, "(b f) n q d -> b f q (n d)", f=f))
+        return rearrange(out, "b f (h w) c -> b c f h w", h=h, w=w)
 
 
 class AlphaMerge(nn.Module):
