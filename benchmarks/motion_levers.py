@@ -13,7 +13,10 @@ The keyframe model starts from the T2I model trained on the frozen text-only enc
   again and again (fresh noise and timesteps each step). A model that cannot memorise four clips
   has a wiring problem, not a data or compute problem;
 - ``simple``: one colour and one shape, the path always centred in the frame, the 4 axis
-  directions (``--clips`` clips): the word alone decides where the object is in every keyframe.
+  directions (``--clips`` clips): the word alone decides where the object is in every keyframe;
+- ``wide``: the next step out - Moving Shapes clips "a {colour} {shape} moves {direction}" of every
+  colour and shape, the 8 directions, random start positions, black background (``--clips`` clips);
+  its checks sample the 8 directions, each with its own (colour, shape).
 
 Every ``--check-every`` steps the run writes to ``OUT/levers.csv``: the training loss (mean since
 the last check), the word-flip probe (``minifusion.eval.word_flip``: how much the predicted clean
@@ -49,6 +52,13 @@ def render_clips(case: str, num_clips: int, seed: int, color: str, shape: str) -
     from minifusion.data.clips import make_params
     from minifusion.data.render import render_clip
 
+    if case == "wide":
+        from minifusion.data import MovingShapes
+
+        clips = MovingShapes("train", num_frames=NUM_KEYFRAMES, frame_skip=FRAME_SKIP, seed=seed, length=num_clips,
+                             motions=("moves",), simple_fraction=1.0)
+        items = [clips[i] for i in range(num_clips)]
+        return torch.stack([item["video"] for item in items]), [item["caption"] for item in items]
     videos, captions = [], []
     n = len(AXIS) if case == "overfit" else num_clips
     for i in range(n):
@@ -63,6 +73,19 @@ def render_clips(case: str, num_clips: int, seed: int, color: str, shape: str) -
         videos.append(render_clip(params, params.times, 64))
         captions.append(params.caption)
     return torch.stack(videos), captions
+
+
+WIDE_PAIRS = (("red", "circle"), ("blue", "square"), ("green", "triangle"), ("yellow", "star"),
+              ("purple", "circle"), ("cyan", "square"), ("white", "triangle"), ("red", "star"))
+DIRECTIONS = ("right", "left", "up", "down", "up-right", "up-left", "down-right", "down-left")
+
+
+def check_prompts(args) -> list[str]:
+    """The prompts each check samples (``--samples`` seeds each): the 4 axis directions of ``--color``
+    ``--shape``, or for the wide case the 8 directions, each with its own (colour, shape)."""
+    if args.case == "wide":
+        return [f"a {c} {s} moves {d}" for (c, s), d in zip(WIDE_PAIRS, DIRECTIONS) for _ in range(args.samples)]
+    return [f"a {args.color} {args.shape} moves {d}" for d in AXIS for _ in range(args.samples)]
 
 
 def load_parts(checkpoint: Path):
@@ -95,7 +118,8 @@ def build_model(unet, args):
     model = KeyframeUNet.from_t2i(unet, temporal=args.temporal, num_frames=NUM_KEYFRAMES,
                                   sample_size=unet.config.sample_size, temporal_text_pooling=True,
                                   spatiotemporal_attention_size=args.spatiotemporal_size,
-                                  temporal_text_attention_size=args.temporal_text_size)
+                                  temporal_text_attention_size=args.temporal_text_size,
+                                  temporal_text_per_frame=args.text_per_frame)
     model.freeze_spatial()
     if args.train_spatial:
         if args.spatial_params == "all":
@@ -118,7 +142,7 @@ def sample_and_score(model, autoencoder, text_encoder, scheduler, args, step: in
     from minifusion.pipelines import PipelineSettings
     from minifusion.viz import show_frames
 
-    prompts = [f"a {args.color} {args.shape} moves {d}" for d in AXIS for _ in range(args.samples)]
+    prompts = check_prompts(args)
     settings = PipelineSettings(latent_range=args.latent_range, keyframe_frame_skip=FRAME_SKIP)
     pipe = FusionFramesPipeline(autoencoder=autoencoder, text_encoder=text_encoder, keyframe_unet=model,
                                 scheduler=DDIMScheduler.from_config(scheduler.config), settings=settings)
@@ -143,7 +167,7 @@ def sample_and_score(model, autoencoder, text_encoder, scheduler, args, step: in
         keyframes_module.randn = plain_randn
         model.train(was_training)
     directions = [p.rsplit(" ", 1)[1] for p in prompts]
-    report = motion_report(videos, [args.color] * len(prompts), directions, value_range=(0.0, 1.0))
+    report = motion_report(videos, [p.split()[1] for p in prompts], directions, value_range=(0.0, 1.0))
     titles = [f"{p} -> {d}" for p, d in zip(prompts, report["directions"])]
     fig = show_frames(videos, titles=titles, value_range=(0, 1))
     fig.savefig(out / f"samples_{step:05d}.png", dpi=60, bbox_inches="tight")
@@ -194,7 +218,7 @@ def inspect_run(run: Path) -> None:
     input's, and the noise error of the keyframe model next to the T2I model's applied frame by frame."""
     state = torch.load(run / "state.pt", weights_only=False)
     older = {"spatiotemporal_size": 0, "loss_weight_cap": 0.0, "spatial_lr": None, "shared_noise": 0.0,
-             "spatial_params": "all", "lora_rank": 0, "temporal_text_size": 0}
+             "spatial_params": "all", "lora_rank": 0, "temporal_text_size": 0, "text_per_frame": True}
     args = argparse.Namespace(**{**older, **state["args"]})  # runs saved before these options had them
     autoencoder, text_encoder, unet, scheduler = load_parts(Path(args.checkpoint))
     model = build_model(unet, args)
@@ -231,8 +255,8 @@ def main(argv=None) -> int:
                         help="instead of training: print what a run's temporal parts do (branch norms, noise "
                         "error against the T2I model)")
     parser.add_argument("runs", type=Path, nargs="*", help="run folders to plot (with --plot)")
-    parser.add_argument("--case", choices=("overfit", "simple"), default="overfit")
-    parser.add_argument("--clips", type=int_at_least(4), default=256, help="clips of the simple case")
+    parser.add_argument("--case", choices=("overfit", "simple", "wide"), default="overfit")
+    parser.add_argument("--clips", type=int_at_least(4), default=256, help="clips of the simple and wide cases")
     parser.add_argument("--steps", type=int_at_least(1), default=600)
     parser.add_argument("--batch-size", type=int_at_least(1), default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -244,6 +268,9 @@ def main(argv=None) -> int:
     parser.add_argument("--temporal-text-size", type=int_at_least(0), default=0,
                         help="per-token text attention in the temporal parts (queries that know frame and pixel) "
                              "after the spatial cross-attention at levels at most this many pixels on a side (0 = off)")
+    parser.add_argument("--no-text-per-frame", dest="text_per_frame", action="store_false",
+                        help="with --temporal-text-size: the same text tokens for every keyframe (codes on the queries "
+                             "only), not each keyframe's reading of them")
     parser.add_argument("--train-spatial", action="store_true", help="train the T2I (spatial) weights too")
     parser.add_argument("--spatial-lr", type=float, default=None, help="their learning rate (default: --lr)")
     parser.add_argument("--spatial-params", choices=("all", "attention", "cross-attention"), default="all",

@@ -73,7 +73,7 @@ def _build(spatial_params, lora_rank=0, temporal_text_size=0, train_spatial=True
                                 / "t2i-text-only" / "unet")
     args = argparse.Namespace(seed=0, temporal="conv1d_attn1d_blocks", spatiotemporal_size=0,
                               train_spatial=train_spatial, spatial_params=spatial_params, lora_rank=lora_rank,
-                              temporal_text_size=temporal_text_size)
+                              temporal_text_size=temporal_text_size, text_per_frame=True)
     return motion_levers.build_model(unet, args)
 
 
@@ -128,3 +128,17 @@ def test_lora_lever_starts_as_the_t2i_layers_and_trains_only_its_factors():
 def test_lora_needs_an_attention_choice(tmp_path):
     with pytest.raises(SystemExit):
         motion_levers.main(["--out", str(tmp_path / "run"), "--lora-rank", "4", "--train-spatial"])
+
+
+def test_wide_case_draws_simple_moves_of_every_kind_and_checks_the_8_directions():
+    import argparse
+
+    videos, captions = motion_levers.render_clips("wide", 24, 0, "red", "circle")
+    assert videos.shape == (24, 3, 8, 64, 64)
+    words = [c.split() for c in captions]
+    assert all(len(w) == 5 and w[0] == "a" and w[3] == "moves" for w in words)  # "a {colour} {shape} moves {d}"
+    assert len({w[1] for w in words}) > 3 and len({w[4] for w in words}) > 4
+    prompts = motion_levers.check_prompts(argparse.Namespace(case="wide", samples=2))
+    assert len(prompts) == 16 and {p.split()[-1] for p in prompts} == set(motion_levers.DIRECTIONS)
+    assert motion_levers.check_prompts(argparse.Namespace(case="simple", samples=1, color="red", shape="circle")) == [
+        f"a red circle moves {d}" for d in motion_levers.AXIS]

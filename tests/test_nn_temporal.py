@@ -213,6 +213,8 @@ def test_temporal_text_attention_reads_the_text_per_keyframe_through_its_embeddi
     torch.testing.assert_close(fresh.frame_context(text, emb, 3), text[:, None].expand(2, 3, 5, 6))
     ctx = layer.frame_context(text, emb[:, 0], 3)
     torch.testing.assert_close(ctx[:, 0], ctx[:, 2])
+    same = TemporalTextAttention(8, 6, head_dim=4, norm_groups=2, embed_dim=5, frame_text=False)
+    assert same.frame_text is None and torch.equal(same.frame_context(text, emb, 3)[:, 1], text)
 
 
 def test_temporal_text_attention_starts_at_zero_and_names_bad_text():

@@ -102,6 +102,7 @@ class KeyframeUNetConfig(UNetConfig):
     # a TemporalTextAttention (per-token text, queries that know frame and pixel) after every spatial
     # cross-attention layer at the levels at most this many pixels on a side; 0 = never (the paper's variants)
     temporal_text_attention_size: int = 0
+    temporal_text_per_frame: bool = True  # each keyframe reads the text through its embedding (TemporalTextAttention)
 
 
 class KeyframeUNet(UNet):
@@ -171,7 +172,7 @@ class KeyframeUNet(UNet):
         cfg = self.config
         return TemporalResidual(TemporalTextAttention(
             width, cfg.cross_attention_dim, head_dim=cfg.temporal_head_dim or cfg.attention_head_dim,
-            norm_groups=cfg.norm_groups, embed_dim=self.time_embed_dim))
+            norm_groups=cfg.norm_groups, embed_dim=self.time_embed_dim, frame_text=cfg.temporal_text_per_frame))
 
     @classmethod
     def from_t2i(cls, unet: UNet, temporal: str = "conv1d_attn1d_blocks", **config_overrides) -> "KeyframeUNet":

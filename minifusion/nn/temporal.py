@@ -359,14 +359,15 @@ class TemporalTextAttention(nn.Module):
         norm_groups: int = 8,
         embed_dim: int | None = None,
         zero_init: bool = True,
+        frame_text: bool = True,
     ):
         super().__init__()
         self.channels, self.context_dim = channels, context_dim
         self.heads, self.head_dim = _heads(channels, num_heads, head_dim)
         inner = self.heads * self.head_dim
         self.norm = _Norm(channels, norm_groups, embed_dim)
-        self.frame_text = None  # per-keyframe scale and shift of the text tokens
-        if embed_dim is not None:
+        self.frame_text = None  # per-keyframe scale and shift of the text tokens (frame_text=False: none)
+        if embed_dim is not None and frame_text:
             self.frame_text = nn.Sequential(nn.SiLU(), nn.Linear(embed_dim, 2 * context_dim))
             _zero(self.frame_text[1])
         self.to_q = nn.Linear(channels, inner, bias=False)
