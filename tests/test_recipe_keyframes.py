@@ -286,12 +286,13 @@ def test_training_tells_the_model_positions_0_4_to_28_for_any_variant(base, tmp_
 
 def test_the_recipe_adds_the_temporal_text_attention_and_trains_it(base, tmp_path):
     out = _copy_base(base, tmp_path / "text")
-    config = {**TINY_KF, "motion_check_every": 0, "temporal_text_attention_size": 4}
+    config = {**TINY_KF, "motion_check_every": 0, "temporal_text_attention_size": 4, "temporal_text_per_frame": False}
     train_keyframes(out, config=config, progress=False)
     model = KeyframeUNet.from_pretrained(out / "keyframe_unet")
     texts = [k for k, b in model.temporal_blocks.items() if b.takes_text]
     assert model.config.temporal_text_attention_size == 4 and texts  # the 4x4 level of the 8x8 latents
     assert all(model.temporal_blocks[k].branch.to_out.weight.abs().sum() > 0 for k in texts)  # zero at init, trained
+    assert all(model.temporal_blocks[k].branch.frame_text is None for k in texts)  # temporal_text_per_frame false
 
 
 def test_motion_check_writes_rows_every_n_steps_and_the_final_one(trained):
@@ -359,6 +360,7 @@ def test_needs_the_earlier_stages(tmp_path):
     ({"loss_weighting": "snr"}, "loss_weighting 'snr' is not allowed; it must be one of 'epsilon', 'v'"),
     ({"loss_weight_cap": 0.5}, "loss_weight_cap 0.5 is not allowed; it must be a number >= 1"),
     ({"temporal_text_pooling": 1}, "temporal_text_pooling 1 is not allowed; it must be true or false"),
+    ({"temporal_text_per_frame": "no"}, "temporal_text_per_frame 'no' is not allowed; it must be true or false"),
     ({"init_from": "/no/such/folder"}, "init_from '/no/such/folder' is not a saved keyframe_unet folder"),
     ({"tempral": "x"}, r"unknown KeyframesRecipe keys \['tempral'\]"),
 ])

@@ -89,6 +89,7 @@ class KeyframesRecipe:
     # per-token text attention in the temporal parts at levels at most this many latent pixels on a side
     # (KeyframeUNet's temporal_text_attention_size; docs/motion.md); 0 = off, the paper's variants
     temporal_text_attention_size: int = 0
+    temporal_text_per_frame: bool = True  # each keyframe reads the text through its own embedding (TemporalTextAttention)
     init_from: str | None = None  # a keyframe_unet folder to warm-start from (``warm_start``); None = T2I + fresh temporal parts
     training: TrainingConfig = field(default_factory=_default_training)
     data: DataOptions = field(default_factory=lambda: DataOptions(num_clips=4000))  # num_frames = keyframes K
@@ -112,7 +113,7 @@ class KeyframesRecipe:
         c = self.loss_weight_cap
         if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c < 1:
             raise ValueError(f"loss_weight_cap {c!r} is not allowed; it must be a number >= 1")
-        for name in ("random_start", "temporal_text_pooling"):
+        for name in ("random_start", "temporal_text_pooling", "temporal_text_per_frame"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} {getattr(self, name)!r} is not allowed; it must be true or false")
         if self.init_from is not None and not (Path(self.init_from) / "config.json").is_file():
@@ -307,7 +308,8 @@ def train_keyframes(out_dir: str | Path, *, steps: int | None = None,
     model = KeyframeUNet.from_t2i(unet, temporal=recipe.temporal, temporal_head_dim=recipe.temporal_head_dim,
                                   attention_window=recipe.attention_window, num_frames=num_keyframes,
                                   sample_size=latent_size, temporal_text_pooling=recipe.temporal_text_pooling,
-                                  temporal_text_attention_size=recipe.temporal_text_attention_size)
+                                  temporal_text_attention_size=recipe.temporal_text_attention_size,
+                                  temporal_text_per_frame=recipe.temporal_text_per_frame)
     if recipe.init_from is not None and not resume:
         warm_start(model, recipe.init_from)
     model.freeze_spatial()
