@@ -320,7 +320,7 @@ def main(argv=None) -> int:
     autoencoder, text_encoder, unet, scheduler = load_parts(args.checkpoint)
     videos, captions = render_clips(args.case, args.clips, args.seed, args.color, args.shape)
     with torch.no_grad():
-        latents = autoencoder.encode(videos, chunk_size=64)  # (N, C, K, h, w)
+        latents = torch.cat([autoencoder.encode(part) for part in videos.split(32)])  # (N, C, K, h, w), 32 clips a call
     args.latent_range = float(latents.abs().flatten().quantile(0.999))
     model = build_model(unet, args)
     params = [p for p in model.parameters() if p.requires_grad]
