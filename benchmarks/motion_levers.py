@@ -218,7 +218,7 @@ def inspect_run(run: Path) -> None:
     input's, and the noise error of the keyframe model next to the T2I model's applied frame by frame."""
     state = torch.load(run / "state.pt", weights_only=False)
     older = {"spatiotemporal_size": 0, "loss_weight_cap": 0.0, "spatial_lr": None, "shared_noise": 0.0,
-             "spatial_params": "all", "lora_rank": 0, "temporal_text_size": 0, "text_per_frame": True}
+             "spatial_params": "all", "lora_rank": 0, "temporal_text_size": 0, "text_per_frame": False}
     args = argparse.Namespace(**{**older, **state["args"]})  # runs saved before these options had them
     autoencoder, text_encoder, unet, scheduler = load_parts(Path(args.checkpoint))
     model = build_model(unet, args)
@@ -268,9 +268,9 @@ def main(argv=None) -> int:
     parser.add_argument("--temporal-text-size", type=int_at_least(0), default=0,
                         help="per-token text attention in the temporal parts (queries that know frame and pixel) "
                              "after the spatial cross-attention at levels at most this many pixels on a side (0 = off)")
-    parser.add_argument("--no-text-per-frame", dest="text_per_frame", action="store_false",
-                        help="with --temporal-text-size: the same text tokens for every keyframe (codes on the queries "
-                             "only), not each keyframe's reading of them")
+    parser.add_argument("--text-per-frame", action="store_true",
+                        help="with --temporal-text-size: each keyframe reads the text tokens through its own embedding "
+                             "(TemporalTextAttention's frame_text) instead of the same tokens for every keyframe")
     parser.add_argument("--train-spatial", action="store_true", help="train the T2I (spatial) weights too")
     parser.add_argument("--spatial-lr", type=float, default=None, help="their learning rate (default: --lr)")
     parser.add_argument("--spatial-params", choices=("all", "attention", "cross-attention"), default="all",

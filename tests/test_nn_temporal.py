@@ -196,11 +196,11 @@ def test_temporal_text_attention_is_softmax_attention_from_placed_tokens_to_the_
 
 
 def test_temporal_text_attention_reads_the_text_per_keyframe_through_its_embedding():
-    layer = _randomize(TemporalTextAttention(8, 6, head_dim=4, norm_groups=2, embed_dim=5)).eval()
+    layer = _randomize(TemporalTextAttention(8, 6, head_dim=4, norm_groups=2, embed_dim=5, frame_text=True)).eval()
     x, text, emb = torch.randn(2, 8, 3, 2, 4), torch.randn(2, 5, 6), torch.randn(2, 3, 5)  # emb per frame
     scale, shift = layer.frame_text[1](torch.nn.functional.silu(emb)).chunk(2, dim=-1)  # (B, F, D)
     out = layer(x, emb, text)
-    plain = TemporalTextAttention(8, 6, head_dim=4, norm_groups=2, embed_dim=5).eval()
+    plain = TemporalTextAttention(8, 6, head_dim=4, norm_groups=2, embed_dim=5, frame_text=True).eval()
     plain.load_state_dict(layer.state_dict())
     with torch.no_grad():
         plain.frame_text[1].weight.zero_()
@@ -209,11 +209,11 @@ def test_temporal_text_attention_reads_the_text_per_keyframe_through_its_embeddi
         text_k = text * (1 + scale[:, k, None]) + shift[:, k, None]
         torch.testing.assert_close(out[:, :, k], plain(x, emb, text_k)[:, :, k], atol=1e-5, rtol=1e-5)
     # at init the lens is the identity, and one (B, E) embedding reads the same for every frame
-    fresh = TemporalTextAttention(8, 6, head_dim=4, norm_groups=2, embed_dim=5)
+    fresh = TemporalTextAttention(8, 6, head_dim=4, norm_groups=2, embed_dim=5, frame_text=True)
     torch.testing.assert_close(fresh.frame_context(text, emb, 3), text[:, None].expand(2, 3, 5, 6))
     ctx = layer.frame_context(text, emb[:, 0], 3)
     torch.testing.assert_close(ctx[:, 0], ctx[:, 2])
-    same = TemporalTextAttention(8, 6, head_dim=4, norm_groups=2, embed_dim=5, frame_text=False)
+    same = TemporalTextAttention(8, 6, head_dim=4, norm_groups=2, embed_dim=5)
     assert same.frame_text is None and torch.equal(same.frame_context(text, emb, 3)[:, 1], text)
 
 

@@ -286,13 +286,13 @@ def test_training_tells_the_model_positions_0_4_to_28_for_any_variant(base, tmp_
 
 def test_the_recipe_adds_the_temporal_text_attention_and_trains_it(base, tmp_path):
     out = _copy_base(base, tmp_path / "text")
-    config = {**TINY_KF, "motion_check_every": 0, "temporal_text_attention_size": 4, "temporal_text_per_frame": False}
+    config = {**TINY_KF, "motion_check_every": 0, "temporal_text_attention_size": 4, "temporal_text_per_frame": True}
     train_keyframes(out, config=config, progress=False)
     model = KeyframeUNet.from_pretrained(out / "keyframe_unet")
     texts = [k for k, b in model.temporal_blocks.items() if b.takes_text]
     assert model.config.temporal_text_attention_size == 4 and texts  # the 4x4 level of the 8x8 latents
     assert all(model.temporal_blocks[k].branch.to_out.weight.abs().sum() > 0 for k in texts)  # zero at init, trained
-    assert all(model.temporal_blocks[k].branch.frame_text is None for k in texts)  # temporal_text_per_frame false
+    assert all(model.temporal_blocks[k].branch.frame_text is not None for k in texts)  # temporal_text_per_frame
 
 
 def test_motion_check_writes_rows_every_n_steps_and_the_final_one(trained):

@@ -102,7 +102,7 @@ class KeyframeUNetConfig(UNetConfig):
     # a TemporalTextAttention (per-token text, queries that know frame and pixel) after every spatial
     # cross-attention layer at the levels at most this many pixels on a side; 0 = never (the paper's variants)
     temporal_text_attention_size: int = 0
-    temporal_text_per_frame: bool = True  # each keyframe reads the text through its embedding (TemporalTextAttention)
+    temporal_text_per_frame: bool = False  # each keyframe reads the text through its embedding (TemporalTextAttention)
 
 
 class KeyframeUNet(UNet):

@@ -89,7 +89,7 @@ class KeyframesRecipe:
     # per-token text attention in the temporal parts at levels at most this many latent pixels on a side
     # (KeyframeUNet's temporal_text_attention_size; docs/motion.md); 0 = off, the paper's variants
     temporal_text_attention_size: int = 0
-    temporal_text_per_frame: bool = True  # each keyframe reads the text through its own embedding (TemporalTextAttention)
+    temporal_text_per_frame: bool = False  # each keyframe reads the text through its own embedding (TemporalTextAttention)
     init_from: str | None = None  # a keyframe_unet folder to warm-start from (``warm_start``); None = T2I + fresh temporal parts
     training: TrainingConfig = field(default_factory=_default_training)
     data: DataOptions = field(default_factory=lambda: DataOptions(num_clips=4000))  # num_frames = keyframes K
