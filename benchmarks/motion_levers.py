@@ -119,7 +119,8 @@ def build_model(unet, args):
                                   sample_size=unet.config.sample_size, temporal_text_pooling=True,
                                   spatiotemporal_attention_size=args.spatiotemporal_size,
                                   temporal_text_attention_size=args.temporal_text_size,
-                                  temporal_text_per_frame=args.text_per_frame)
+                                  temporal_text_per_frame=args.text_per_frame,
+                                  spatiotemporal_motion_bias=args.motion_bias)
     model.freeze_spatial()
     if args.train_spatial:
         if args.spatial_params == "all":
@@ -218,7 +219,8 @@ def inspect_run(run: Path) -> None:
     input's, and the noise error of the keyframe model next to the T2I model's applied frame by frame."""
     state = torch.load(run / "state.pt", weights_only=False)
     older = {"spatiotemporal_size": 0, "loss_weight_cap": 0.0, "spatial_lr": None, "shared_noise": 0.0,
-             "spatial_params": "all", "lora_rank": 0, "temporal_text_size": 0, "text_per_frame": False}
+             "spatial_params": "all", "lora_rank": 0, "temporal_text_size": 0, "text_per_frame": False,
+             "motion_bias": False}
     args = argparse.Namespace(**{**older, **state["args"]})  # runs saved before these options had them
     autoencoder, text_encoder, unet, scheduler = load_parts(Path(args.checkpoint))
     model = build_model(unet, args)
@@ -268,6 +270,9 @@ def main(argv=None) -> int:
     parser.add_argument("--temporal-text-size", type=int_at_least(0), default=0,
                         help="per-token text attention in the temporal parts (queries that know frame and pixel) "
                              "after the spatial cross-attention at levels at most this many pixels on a side (0 = off)")
+    parser.add_argument("--motion-bias", action="store_true",
+                        help="with --spatiotemporal-size: a text-conditioned relative-position bias in that attention "
+                             "(each head reads a velocity from the text and attends along the displaced path)")
     parser.add_argument("--text-per-frame", action="store_true",
                         help="with --temporal-text-size: each keyframe reads the text tokens through its own embedding "
                              "(TemporalTextAttention's frame_text) instead of the same tokens for every keyframe")
@@ -295,6 +300,8 @@ def main(argv=None) -> int:
                         "text_encoder, unet, scheduler (default: data_samples/checkpoints/t2i-text-only)")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
+    if args.motion_bias and not args.spatiotemporal_size:
+        parser.error("--motion-bias needs --spatiotemporal-size N (the bias is added to that attention)")
     if args.lora_rank and not (args.train_spatial and args.spatial_params != "all"):
         parser.error(f"--lora-rank {args.lora_rank} needs --train-spatial with --spatial-params attention or "
                      "cross-attention (a LoRA of every T2I weight is not offered)")

@@ -224,6 +224,23 @@ def test_temporal_text_attention_starts_as_t2i_and_lets_each_word_place_things()
     assert not any(p.requires_grad for n, p in model.named_parameters() if n.startswith("down_blocks."))
 
 
+def test_motion_bias_starts_as_t2i_and_reads_the_text():
+    from minifusion.models import KeyframeUNetConfig
+
+    unet = t2i()
+    model = KeyframeUNet.from_t2i(unet, spatiotemporal_attention_size=4, spatiotemporal_motion_bias=True).eval()
+    biased = [k for k, b in model.temporal_blocks.items() if type(b.branch).__name__ == "MotionBiasedAttention"]
+    assert biased and all(model.temporal_blocks[k].takes_text for k in biased)
+    x, t, text = inputs()
+    out = model(x, t, text)
+    for f in range(x.shape[2]):
+        torch.testing.assert_close(out[:, :, f], unet(x[:, :, f], t, text), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="spatiotemporal_motion_bias needs spatiotemporal_attention_size > 0"):
+        KeyframeUNet(KeyframeUNetConfig(**TINY, spatiotemporal_motion_bias=True))
+    with pytest.raises(ValueError, match="spatiotemporal_motion_bias 1 is not allowed; it must be true or false"):
+        KeyframeUNet(KeyframeUNetConfig(**TINY, spatiotemporal_attention_size=4, spatiotemporal_motion_bias=1))
+
+
 def test_spatiotemporal_attention_size_must_be_a_non_negative_integer():
     from minifusion.models import KeyframeUNetConfig
 

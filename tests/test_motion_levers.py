@@ -73,7 +73,8 @@ def _build(spatial_params, lora_rank=0, temporal_text_size=0, train_spatial=True
                                 / "t2i-text-only" / "unet")
     args = argparse.Namespace(seed=0, temporal="conv1d_attn1d_blocks", spatiotemporal_size=0,
                               train_spatial=train_spatial, spatial_params=spatial_params, lora_rank=lora_rank,
-                              temporal_text_size=temporal_text_size, text_per_frame=False)
+                              temporal_text_size=temporal_text_size, text_per_frame=False,
+                              motion_bias=False)
     return motion_levers.build_model(unet, args)
 
 

@@ -66,6 +66,7 @@ from minifusion.nn import (
     AttentionPooling,
     BottleneckResBlock,
     FramePositionEmbedding,
+    MotionBiasedAttention,
     SpatioTemporalAttention,
     TemporalAttention,
     TemporalConv1d,
@@ -102,6 +103,8 @@ class KeyframeUNetConfig(UNetConfig):
     # a TemporalTextAttention (per-token text, queries that know frame and pixel) after every spatial
     # cross-attention layer at the levels at most this many pixels on a side; 0 = never (the paper's variants)
     temporal_text_attention_size: int = 0
+    # the spatio-temporal attention gets a text-conditioned relative-position bias (MotionBiasedAttention)
+    spatiotemporal_motion_bias: bool = False
     temporal_text_per_frame: bool = False  # each keyframe reads the text through its embedding (TemporalTextAttention)
 
 
@@ -121,6 +124,12 @@ class KeyframeUNet(UNet):
             if isinstance(size, bool) or not isinstance(size, int) or size < 0:
                 raise ValueError(f"{name} {size!r} is not allowed; it must be an integer >= 0 "
                                  f"(0 = off; N = {what} at levels at most N pixels on a side)")
+        for name in ("spatiotemporal_motion_bias", "temporal_text_per_frame"):
+            if not isinstance(getattr(cfg, name), bool):
+                raise ValueError(f"{name} {getattr(cfg, name)!r} is not allowed; it must be true or false")
+        if cfg.spatiotemporal_motion_bias and not cfg.spatiotemporal_attention_size:
+            raise ValueError("spatiotemporal_motion_bias needs spatiotemporal_attention_size > 0 (the bias is added "
+                             "to the full spatio-temporal attention)")
         self.frame_position_embedding = FramePositionEmbedding(
             cfg.block_out_channels[0] + cfg.block_out_channels[0] % 2, self.time_embed_dim
         )
@@ -141,6 +150,8 @@ class KeyframeUNet(UNet):
         kwargs = dict(head_dim=cfg.temporal_head_dim or cfg.attention_head_dim, norm_groups=cfg.norm_groups,
                       embed_dim=self.time_embed_dim)
         if cfg.spatiotemporal_attention_size and (cfg.sample_size >> level) <= cfg.spatiotemporal_attention_size:
+            if cfg.spatiotemporal_motion_bias:
+                return TemporalResidual(MotionBiasedAttention(width, cfg.cross_attention_dim, **kwargs))
             return TemporalResidual(SpatioTemporalAttention(width, **kwargs))
         if cfg.temporal == "conv1d_attn3d_blocks":
             return TemporalResidual(WindowedTemporalAttention(width, window=cfg.attention_window, **kwargs))

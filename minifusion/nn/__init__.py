@@ -18,6 +18,7 @@ from minifusion.nn.sampling import Downsample, Upsample
 from minifusion.nn.temporal import (
     AlphaMerge,
     AlphaMergedTemporal,
+    MotionBiasedAttention,
     SpatioTemporalAttention,
     TemporalAttention,
     TemporalConv1d,
@@ -33,6 +34,7 @@ from minifusion.nn.temporal import (
 __all__ = [
     "AlphaMerge",
     "AlphaMergedTemporal",
+    "MotionBiasedAttention",
     "Attention",
     "AttentionBlock",
     "AttentionPooling",

@@ -328,6 +328,61 @@ class SpatioTemporalAttention(TemporalAttention):
         return rearrange(out, "b (f h w) c -> b c f h w", f=f, h=h, w=w)
 
 
+class MotionBiasedAttention(SpatioTemporalAttention):
+    """Full spatio-temporal attention with a text-conditioned relative-position bias: attend along the path.
+
+    "Moves right" means: the object at keyframe k is where it was at keyframe k' shifted by (k - k') v.
+    Each head reads a velocity v_h (2-D, latent pixels per keyframe) from the masked mean of the text
+    tokens and adds to the logit of query (k, p) and key (k', p') the bias
+    ``-alpha_h * |(p - p') - (k - k') v_h|^2``, so a token looks for its content where the prompted motion
+    says it was (or will be). ``to_velocity`` and ``alpha`` start at zero: no bias, and with the
+    zero-initialised output the layer starts as the identity. Needs the text (``takes_text``).
+    """
+
+    takes_text = True
+
+    def __init__(self, channels: int, context_dim: int, **kwargs):
+        super().__init__(channels, **kwargs)
+        self.context_dim = context_dim
+        self.to_velocity = nn.Linear(context_dim, 2 * self.heads)
+        _zero(self.to_velocity)
+        self.alpha = nn.Parameter(torch.zeros(self.heads))
+
+    def velocity(self, context: torch.Tensor, context_mask: torch.Tensor | None) -> torch.Tensor:
+        """Text tokens (B, L, D) -> each head's velocity (B, heads, 2) as (rows, columns) per keyframe."""
+        if context_mask is None:
+            pooled = context.mean(dim=1)
+        else:
+            m = context_mask.to(context.dtype)[:, :, None]
+            pooled = (context * m).sum(dim=1) / m.sum(dim=1).clamp(min=1)
+        return rearrange(self.to_velocity(pooled), "b (n two) -> b n two", two=2)
+
+    def motion_bias(self, velocity: torch.Tensor, f: int, h: int, w: int) -> torch.Tensor:
+        """(B, heads, 2) -> the logit bias (B, heads, F*H*W, F*H*W) over (frame, row, column) tokens."""
+        grid = torch.stack(torch.meshgrid(torch.arange(f), torch.arange(h), torch.arange(w), indexing="ij"), -1)
+        grid = grid.reshape(-1, 3).to(velocity)  # (N, 3): frame, row, column
+        d = grid[:, None, :] - grid[None, :, :]  # (N, N, 3): query - key
+        gap = d[None, None, :, :, 1:] - d[None, None, :, :, :1] * velocity[:, :, None, None, :]  # (B, n, N, N, 2)
+        return -self.alpha[None, :, None, None] * gap.pow(2).sum(-1)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None, context: torch.Tensor | None = None,
+                context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        check_video(x, self.channels, type(self).__name__)
+        b, _, f, h, w = x.shape
+        if not torch.is_tensor(context) or context.ndim != 3 or context.shape[0] != b or context.shape[2] != self.context_dim:
+            shape = tuple(context.shape) if torch.is_tensor(context) else type(context).__name__
+            raise ValueError(f"{type(self).__name__} needs text tokens (B, L, {self.context_dim}) with B = {b}, "
+                             f"got {shape}")
+        tokens = rearrange(self.norm(x, emb), "b c f h w -> b f (h w) c")
+        tokens = tokens + self.frame_code(f, x)[:, None, :] + self.pixel_code(h, w, x)
+        tokens = rearrange(tokens, "b f q c -> b (f q) c")  # (B, N, C)
+        q, k, v = rearrange(self.to_qkv(tokens), "b l (three n d) -> three b n l d", three=3, n=self.heads)
+        bias = self.motion_bias(self.velocity(context, context_mask), f, h, w)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))  # (B, heads, N, d)
+        out = self.to_out(rearrange(out, "b n l d -> b l (n d)"))
+        return rearrange(out, "b (f h w) c -> b c f h w", f=f, h=h, w=w)
+
+
 class TemporalTextAttention(nn.Module):
     """Cross-attention from every pixel of every keyframe to the text tokens, as that keyframe reads them.
 
