@@ -13,11 +13,11 @@ from minifusion.nn import (
     TemporalConv1d,
     TemporalConv3d,
     TemporalResidual,
-    TemporalTextAttention,
     WindowedTemporalAttention,
     conv_over_frames,
 )
 from minifusion.nn.temporal import frame_code, pixel_code
+from minifusion.nn.temporal_text import TemporalTextAttention
 
 
 def _randomize(module):

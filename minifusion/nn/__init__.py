@@ -18,18 +18,17 @@ from minifusion.nn.sampling import Downsample, Upsample
 from minifusion.nn.temporal import (
     AlphaMerge,
     AlphaMergedTemporal,
-    MotionBiasedAttention,
     SpatioTemporalAttention,
     TemporalAttention,
     TemporalConv1d,
     TemporalConv3d,
     TemporalResidual,
-    TemporalTextAttention,
     WindowedTemporalAttention,
     apply_to_frames,
     conv3d_hidden_channels,
     conv_over_frames,
 )
+from minifusion.nn.temporal_text import MotionBiasedAttention, TemporalTextAttention
 
 __all__ = [
     "AlphaMerge",
