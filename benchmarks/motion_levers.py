@@ -14,6 +14,8 @@ The keyframe model starts from the T2I model trained on the frozen text-only enc
   has a wiring problem, not a data or compute problem;
 - ``simple``: one colour and one shape, the path always centred in the frame, the 4 axis
   directions (``--clips`` clips): the word alone decides where the object is in every keyframe;
+- ``starts``: the simple case with random start positions, the one axis widened: "right" now means
+  right of where the object was, a relation between keyframes, not a place in the frame;
 - ``wide``: the next step out - Moving Shapes clips "a {colour} {shape} moves {direction}" of every
   colour and shape, the 8 directions, random start positions, black background (``--clips`` clips);
   its checks sample the 8 directions, each with its own (colour, shape).
@@ -257,8 +259,8 @@ def main(argv=None) -> int:
                         help="instead of training: print what a run's temporal parts do (branch norms, noise "
                         "error against the T2I model)")
     parser.add_argument("runs", type=Path, nargs="*", help="run folders to plot (with --plot)")
-    parser.add_argument("--case", choices=("overfit", "simple", "wide"), default="overfit")
-    parser.add_argument("--clips", type=int_at_least(4), default=256, help="clips of the simple and wide cases")
+    parser.add_argument("--case", choices=("overfit", "simple", "starts", "wide"), default="overfit")
+    parser.add_argument("--clips", type=int_at_least(4), default=256, help="clips of the simple, starts and wide cases")
     parser.add_argument("--steps", type=int_at_least(1), default=600)
     parser.add_argument("--batch-size", type=int_at_least(1), default=4)
     parser.add_argument("--lr", type=float, default=1e-3)

@@ -15,7 +15,7 @@ import motion_levers  # noqa: E402
 from minifusion.eval import motion_direction  # noqa: E402
 
 
-@pytest.mark.parametrize("case", ["overfit", "simple"])
+@pytest.mark.parametrize("case", ["overfit", "simple", "starts"])
 def test_clips_move_the_way_their_captions_say(case):
     videos, captions = motion_levers.render_clips(case, 8, 0, "red", "circle")
     assert videos.shape == ((4 if case == "overfit" else 8), 3, 8, 64, 64)
@@ -34,6 +34,17 @@ def test_simple_case_paths_are_centred_and_alike_per_direction():
     assert torch.allclose(ys.mean(1), torch.full((8,), 31.5), atol=1.5)
     # same direction, nearly the same path (size and speed jitter a little): the word decides every keyframe
     assert (xs[0] - xs[4]).abs().max() < 3 and (ys[0] - ys[4]).abs().max() < 3
+
+
+def test_starts_case_is_the_simple_case_with_random_starts():
+    videos, captions = motion_levers.render_clips("starts", 8, 0, "red", "circle")
+    assert set(captions) == {f"a red circle moves {d}" for d in motion_levers.AXIS}
+    red = (videos[:, 0] > 0) & (videos[:, 1] < 0)  # (N, K, H, W)
+    grid = torch.arange(64.0)
+    xs = (red.float().sum(-2) * grid).sum(-1) / red.float().sum((-1, -2))  # (N, K) column of the centre
+    ys = (red.float().sum(-1) * grid).sum(-1) / red.float().sum((-1, -2))
+    # same direction, different places: clips 0 and 4 both move right, on paths at least a few pixels apart
+    assert max((xs[0] - xs[4]).abs().max(), (ys[0] - ys[4]).abs().max()) > 3
 
 
 def test_command_line_errors(tmp_path):

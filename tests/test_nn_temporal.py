@@ -255,20 +255,26 @@ def test_motion_biased_attention_adds_the_displaced_path_bias_to_full_attention(
         heads.append(weights @ v[..., sl])
     expected = layer.to_out(torch.cat(heads, -1)).reshape(b, f, h, w, c).permute(0, 4, 1, 2, 3)
     torch.testing.assert_close(layer(x, None, text, mask), expected, atol=1e-4, rtol=1e-4)
-    # at init: no bias, zero output; without text: a clear error
-    fresh = MotionBiasedAttention(8, 6, head_dim=4, norm_groups=2)
+    # at init: zero output, but a live bias (alpha = locality, a text-dependent velocity), so that
+    # gradients reach the velocity head from the first step; without text: a clear error
+    fresh = MotionBiasedAttention(8, 6, head_dim=4, norm_groups=2, locality=0.5)
     assert torch.count_nonzero(fresh(x, None, text)) == 0 and TemporalResidual(fresh).takes_text
-    assert torch.count_nonzero(fresh.motion_bias(fresh.velocity(text, None), f, h, w)) == 0
+    torch.testing.assert_close(fresh.alpha, torch.full((2,), 0.5))
+    assert fresh.velocity(text, None).abs().sum() > 0
+    out = TemporalResidual(fresh)(x, None, text).sum()
+    out.backward()
+    assert fresh.to_out.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match=r"MotionBiasedAttention needs text tokens \(B, L, 6\)"):
         fresh(x, None, None)
+    for bad in (0, -1.0, float("inf"), True, "1"):
+        with pytest.raises(ValueError, match=f"locality {bad!r} is not allowed; it must be a positive number"):
+            MotionBiasedAttention(8, 6, head_dim=4, norm_groups=2, locality=bad)
 
 
 def test_motion_bias_favours_the_key_along_the_prompted_path():
     from minifusion.nn import MotionBiasedAttention
 
-    layer = MotionBiasedAttention(8, 6, head_dim=4, norm_groups=2)
-    with torch.no_grad():
-        layer.alpha.fill_(1.0)
+    layer = MotionBiasedAttention(8, 6, head_dim=4, norm_groups=2)  # alpha starts at 1
     velocity = torch.tensor([[[0.0, 1.0], [0.0, 1.0]]])  # one column to the right per frame, both heads
     bias = layer.motion_bias(velocity, 3, 2, 4)[0, 0].reshape(3, 2, 4, 3, 2, 4)  # query (f, y, x), key (f, y, x)
     # the query at frame 2, column 3 prefers, in frame 0, column 1: two frames back, two columns left
