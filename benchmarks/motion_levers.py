@@ -248,6 +248,23 @@ def inspect_run(run: Path) -> None:
         print(f"  t = {t}: noise MSE keyframe model {e_ours:.5f}, T2I frame by frame {e_t2i:.5f} "
               f"({100 * (1 - e_ours / e_t2i):.0f}% lower); temporal branch / input norm "
               f"{min(ratios.values()):.3f}..{max(ratios.values()):.3f} over {len(ratios)} blocks")
+    print_velocities(model, text_encoder, args)
+
+
+def print_velocities(model, text_encoder, args) -> None:
+    """For each MotionBiasedAttention: its heads' bias strength and the velocity each reads from the 4 axis
+    prompts, (rows, columns) in latent pixels per keyframe at that level ("right" should read (0, +))."""
+    from minifusion.nn import MotionBiasedAttention
+
+    prompts = [f"a {args.color} {args.shape} moves {d}" for d in AXIS]
+    ids, mask = text_encoder.tokenizer(prompts)
+    hidden, hidden_mask = text_encoder(ids, mask)
+    for key, block in model.temporal_blocks.items():
+        if isinstance(block.branch, MotionBiasedAttention):
+            velocity = block.branch.velocity(hidden, hidden_mask)  # (4, heads, 2)
+            read = "  ".join(f"{d} " + " ".join(f"({v[0]:+.2f},{v[1]:+.2f})" for v in velocity[i].tolist())
+                             for i, d in enumerate(AXIS))
+            print(f"  {key}: alpha {' '.join(f'{a:.2f}' for a in block.branch.alpha.tolist())};  {read}")
 
 
 def main(argv=None) -> int:

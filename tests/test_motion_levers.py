@@ -154,3 +154,14 @@ def test_wide_case_draws_simple_moves_of_every_kind_and_checks_the_8_directions(
     assert len(prompts) == 16 and {p.split()[-1] for p in prompts} == set(motion_levers.DIRECTIONS)
     assert motion_levers.check_prompts(argparse.Namespace(case="simple", samples=1, color="red", shape="circle")) == [
         f"a red circle moves {d}" for d in motion_levers.AXIS]
+
+
+def test_motion_bias_speed_prints_both_forms_and_their_agreement(capsys):
+    import motion_bias_speed
+
+    assert motion_bias_speed.main(["--batch-size", "1", "--keyframes", "2", "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["level", "tokens", "plain", "ms", "factored", "ms", "ratio", "max", "diff"]
+    rows = [line.split() for line in lines[2:]]
+    assert [r[:2] for r in rows] == [["8x8", "128"], ["4x4", "32"]]
+    assert all(float(r[-1]) < 1e-4 for r in rows)  # the factored bias is the plain one

@@ -271,6 +271,21 @@ def test_motion_biased_attention_adds_the_displaced_path_bias_to_full_attention(
             MotionBiasedAttention(8, 6, head_dim=4, norm_groups=2, locality=bad)
 
 
+def test_factored_motion_bias_equals_the_plain_one_with_its_gradients():
+    from minifusion.nn import MotionBiasedAttention
+
+    layer = _randomize(MotionBiasedAttention(8, 6, head_dim=4, norm_groups=2))
+    velocity = torch.randn(3, 2, 2, requires_grad=True)  # (B, heads, 2)
+    plain = layer.motion_bias(velocity, 3, 2, 4)
+    fast = layer.motion_bias_factored(velocity, 3, 2, 4)
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(plain)
+    grads_plain = torch.autograd.grad((plain * g).sum(), (velocity, layer.log_alpha))
+    grads_fast = torch.autograd.grad((layer.motion_bias_factored(velocity, 3, 2, 4) * g).sum(), (velocity, layer.log_alpha))
+    for a, b in zip(grads_fast, grads_plain):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
 def test_motion_bias_favours_the_key_along_the_prompted_path():
     from minifusion.nn import MotionBiasedAttention
 

@@ -295,6 +295,18 @@ def test_the_recipe_adds_the_temporal_text_attention_and_trains_it(base, tmp_pat
     assert all(model.temporal_blocks[k].branch.frame_text is not None for k in texts)  # temporal_text_per_frame
 
 
+def test_the_recipe_adds_the_motion_biased_attention_and_trains_it(base, tmp_path):
+    from minifusion.nn import MotionBiasedAttention
+
+    out = _copy_base(base, tmp_path / "bias")
+    config = {**TINY_KF, "motion_check_every": 0, "spatiotemporal_attention_size": 4, "spatiotemporal_motion_bias": True}
+    train_keyframes(out, config=config, progress=False)
+    model = KeyframeUNet.from_pretrained(out / "keyframe_unet")
+    biased = [b.branch for b in model.temporal_blocks.values() if isinstance(b.branch, MotionBiasedAttention)]
+    assert model.config.spatiotemporal_motion_bias and biased  # at the 4x4 level of the 8x8 latents
+    assert all(m.to_out.weight.abs().sum() > 0 for m in biased)  # zero at init, trained
+
+
 def test_motion_check_writes_rows_every_n_steps_and_the_final_one(trained):
     rows = _motion_rows(trained)
     assert [int(r["step"]) for r in rows] == [2, 3]  # the callback at step 2, the final check at step 3
@@ -357,6 +369,9 @@ def test_needs_the_earlier_stages(tmp_path):
     ({"random_start": "yes"}, "random_start 'yes' is not allowed"),
     ({"temporal_head_dim": 0}, "temporal_head_dim 0 is not allowed"),
     ({"temporal_text_attention_size": -1}, "temporal_text_attention_size -1 is not allowed; it must be an integer >= 0"),
+    ({"spatiotemporal_attention_size": 2.0}, "spatiotemporal_attention_size 2.0 is not allowed; it must be an integer"),
+    ({"spatiotemporal_motion_bias": 1}, "spatiotemporal_motion_bias 1 is not allowed; it must be true or false"),
+    ({"spatiotemporal_motion_bias": True}, "spatiotemporal_motion_bias needs spatiotemporal_attention_size > 0"),
     ({"loss_weighting": "snr"}, "loss_weighting 'snr' is not allowed; it must be one of 'epsilon', 'v'"),
     ({"loss_weight_cap": 0.5}, "loss_weight_cap 0.5 is not allowed; it must be a number >= 1"),
     ({"temporal_text_pooling": 1}, "temporal_text_pooling 1 is not allowed; it must be true or false"),

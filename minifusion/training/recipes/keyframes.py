@@ -90,6 +90,10 @@ class KeyframesRecipe:
     # (KeyframeUNet's temporal_text_attention_size; docs/motion.md); 0 = off, the paper's variants
     temporal_text_attention_size: int = 0
     temporal_text_per_frame: bool = False  # each keyframe reads the text through its own embedding (TemporalTextAttention)
+    # full spatio-temporal attention at levels at most this many latent pixels on a side (0 = off), and in it
+    # the text-conditioned motion bias (MotionBiasedAttention; docs/motion.md)
+    spatiotemporal_attention_size: int = 0
+    spatiotemporal_motion_bias: bool = False
     init_from: str | None = None  # a keyframe_unet folder to warm-start from (``warm_start``); None = T2I + fresh temporal parts
     training: TrainingConfig = field(default_factory=_default_training)
     data: DataOptions = field(default_factory=lambda: DataOptions(num_clips=4000))  # num_frames = keyframes K
@@ -113,7 +117,7 @@ class KeyframesRecipe:
         c = self.loss_weight_cap
         if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c < 1:
             raise ValueError(f"loss_weight_cap {c!r} is not allowed; it must be a number >= 1")
-        for name in ("random_start", "temporal_text_pooling", "temporal_text_per_frame"):
+        for name in ("random_start", "temporal_text_pooling", "temporal_text_per_frame", "spatiotemporal_motion_bias"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} {getattr(self, name)!r} is not allowed; it must be true or false")
         if self.init_from is not None and not (Path(self.init_from) / "config.json").is_file():
@@ -130,10 +134,13 @@ class KeyframesRecipe:
                              "in (0, 1]")
         for name, low in (("encode_batch_size", 1), ("motion_check_every", 0), ("motion_samples_per_prompt", 1),
                           ("motion_num_inference_steps", 1), ("attention_window", 1),
-                          ("temporal_text_attention_size", 0)):
+                          ("temporal_text_attention_size", 0), ("spatiotemporal_attention_size", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ValueError(f"{name} {v!r} is not allowed; it must be an integer >= {low}")
+        if self.spatiotemporal_motion_bias and not self.spatiotemporal_attention_size:
+            raise ValueError("spatiotemporal_motion_bias needs spatiotemporal_attention_size > 0 (the bias is added "
+                             "to that attention)")
         g = self.motion_guidance_scale
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
             raise ValueError(f"motion_guidance_scale {g!r} is not allowed; it must be a number >= 0 (1 = no guidance)")
@@ -309,7 +316,9 @@ def train_keyframes(out_dir: str | Path, *, steps: int | None = None,
                                   attention_window=recipe.attention_window, num_frames=num_keyframes,
                                   sample_size=latent_size, temporal_text_pooling=recipe.temporal_text_pooling,
                                   temporal_text_attention_size=recipe.temporal_text_attention_size,
-                                  temporal_text_per_frame=recipe.temporal_text_per_frame)
+                                  temporal_text_per_frame=recipe.temporal_text_per_frame,
+                                  spatiotemporal_attention_size=recipe.spatiotemporal_attention_size,
+                                  spatiotemporal_motion_bias=recipe.spatiotemporal_motion_bias)
     if recipe.init_from is not None and not resume:
         warm_start(model, recipe.init_from)
     model.freeze_spatial()
