@@ -219,7 +219,7 @@ def plot_runs(path: Path, runs: list[Path]) -> None:
 def inspect_run(run: Path) -> None:
     """Print, for a run's last state on its first four clips: each temporal branch's output norm over its
     input's, and the noise error of the keyframe model next to the T2I model's applied frame by frame."""
-    state = torch.load(run / "state.pt", weights_only=False)
+    state = torch.load(run if run.is_file() else run / "state.pt", weights_only=False)  # a run folder or a kept state
     older = {"spatiotemporal_size": 0, "loss_weight_cap": 0.0, "spatial_lr": None, "shared_noise": 0.0,
              "spatial_params": "all", "lora_rank": 0, "temporal_text_size": 0, "text_per_frame": False,
              "motion_bias": False}
@@ -273,7 +273,7 @@ def main(argv=None) -> int:
     parser.add_argument("--plot", type=Path, default=None, metavar="PNG",
                         help="instead of training: plot the learning curves of the run folders given after it")
     parser.add_argument("--inspect", type=Path, default=None, metavar="RUN",
-                        help="instead of training: print what a run's temporal parts do (branch norms, noise "
+                        help="instead of training: print what a run's (or a kept state_STEP.pt's) temporal parts do (branch norms, noise "
                         "error against the T2I model)")
     parser.add_argument("runs", type=Path, nargs="*", help="run folders to plot (with --plot)")
     parser.add_argument("--case", choices=("overfit", "simple", "starts", "wide"), default="overfit")
@@ -318,6 +318,8 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=CHECKPOINT, help="folder with autoencoder, "
                         "text_encoder, unet, scheduler (default: data_samples/checkpoints/t2i-text-only)")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--keep-states", action="store_true",
+                        help="also keep each check's state as OUT/state_STEP.pt (to sample or inspect it later)")
     args = parser.parse_args(argv)
     if args.motion_bias and not args.spatiotemporal_size:
         parser.error("--motion-bias needs --spatiotemporal-size N (the bias is added to that attention)")
@@ -419,6 +421,8 @@ def main(argv=None) -> int:
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                         "rows": rows, "rng": torch.get_rng_state(), "args": vars(args) | {"out": str(out)}}, buffer)
             atomic_write_bytes(out / "state.pt", buffer.getvalue())
+            if args.keep_states:
+                atomic_write_bytes(out / f"state_{step:05d}.pt", buffer.getvalue())
             losses, window = [], time.perf_counter()
     print(f"done: {step} steps, {time.perf_counter() - started:.0f} s this session", flush=True)
     return 0

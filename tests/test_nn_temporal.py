@@ -294,3 +294,16 @@ def test_motion_bias_favours_the_key_along_the_prompted_path():
     bias = layer.motion_bias(velocity, 3, 2, 4)[0, 0].reshape(3, 2, 4, 3, 2, 4)  # query (f, y, x), key (f, y, x)
     # the query at frame 2, column 3 prefers, in frame 0, column 1: two frames back, two columns left
     assert bias[2, 0, 3, 0].argmax().item() == 1 and bias[2, 0, 3, 0, 0, 1] == 0
+
+
+def test_motion_biased_attention_under_bf16_autocast_keeps_the_bias_in_float32():
+    from minifusion.nn import MotionBiasedAttention
+
+    layer = MotionBiasedAttention(8, 6, head_dim=4, norm_groups=2)
+    velocity = torch.tensor([[[1.5, 1.5], [0.3, -0.7]]])  # 8 frames: gaps up to 7, squared terms ~100 that cancel
+    full = layer.motion_bias_factored(velocity, 8, 3, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = layer.motion_bias_factored(velocity.bfloat16(), 8, 3, 3)
+        out = layer(torch.randn(1, 8, 8, 3, 3), None, torch.randn(1, 5, 6))
+    assert half.dtype == torch.float32 and out.shape == (1, 8, 8, 3, 3)
+    torch.testing.assert_close(half, full, atol=0.02, rtol=0.01)  # bf16 would be off by up to 0.5

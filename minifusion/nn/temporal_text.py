@@ -91,10 +91,11 @@ class MotionBiasedAttention(SpatioTemporalAttention):
         d = grid[:, None, :] - grid[None, :, :]  # (N, N, 3): query - key
         dk, dp = d[..., :1], d[..., 1:]
         maps = torch.stack([dp.pow(2).sum(-1), (dk * dp)[..., 0], (dk * dp)[..., 1], dk[..., 0].pow(2)])  # (4, N, N)
-        alpha = self.alpha[None, :]  # (1, heads)
+        alpha, velocity = self.alpha[None, :], velocity.float()  # (1, heads), (B, heads, 2)
         weights = torch.stack([-alpha.expand(velocity.shape[:2]), 2 * alpha * velocity[..., 0],
                                2 * alpha * velocity[..., 1], -alpha * velocity.pow(2).sum(-1)], dim=-1)  # (B, n, 4)
-        return torch.einsum("bnm,mij->bnij", weights, maps)
+        with torch.autocast(velocity.device.type, enabled=False):  # float32: the terms (up to ~100) cancel
+            return torch.einsum("bnm,mij->bnij", weights, maps.float())
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None, context: torch.Tensor | None = None,
                 context_mask: torch.Tensor | None = None) -> torch.Tensor:
