@@ -424,3 +424,13 @@ def test_warm_start_refuses_another_variant_or_another_t2i_model(trained, tmp_pa
     other_t2i = KeyframeUNet.from_t2i(unet, num_frames=8, sample_size=size)
     with pytest.raises(ValueError, match=r"was not built on this run's T2I U-Net.*conv_in\.weight"):
         kf.warm_start(other_t2i, trained / "keyframe_unet")
+
+
+@pytest.mark.parametrize("name", ["keyframes-text-attention.json", "keyframes-motion-bias.json"])
+def test_committed_keyframes_configs_load_as_recipes(name):
+    from pathlib import Path
+
+    config = json.loads((Path(__file__).resolve().parents[1] / "configs" / name).read_text())
+    recipe = load_recipe(KeyframesRecipe, config)
+    assert recipe.temporal_text_attention_size == 8 and recipe.loss_weighting == "v"
+    assert recipe.spatiotemporal_motion_bias == (name == "keyframes-motion-bias.json")
