@@ -138,7 +138,8 @@ def build_model(unet, args):
     return model
 
 
-def sample_and_score(model, autoencoder, text_encoder, scheduler, args, step: int, out: Path) -> dict:
+def sample_and_score(model, autoencoder, text_encoder, scheduler, args, step: int, out: Path,
+                     name: str | None = None) -> dict:
     from minifusion.diffusion import DDIMScheduler
     from minifusion.eval import motion_report
     from minifusion.pipeline import FusionFramesPipeline
@@ -173,7 +174,7 @@ def sample_and_score(model, autoencoder, text_encoder, scheduler, args, step: in
     report = motion_report(videos, [p.split()[1] for p in prompts], directions, value_range=(0.0, 1.0))
     titles = [f"{p} -> {d}" for p, d in zip(prompts, report["directions"])]
     fig = show_frames(videos, titles=titles, value_range=(0, 1))
-    fig.savefig(out / f"samples_{step:05d}.png", dpi=60, bbox_inches="tight")
+    fig.savefig(out / (name or f"samples_{step:05d}.png"), dpi=60, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -216,9 +217,11 @@ def plot_runs(path: Path, runs: list[Path]) -> None:
 
 
 @torch.no_grad()
-def inspect_run(run: Path) -> None:
-    """Print, for a run's last state on its first four clips: each temporal branch's output norm over its
-    input's, and the noise error of the keyframe model next to the T2I model's applied frame by frame."""
+def inspect_run(run: Path, ablate: str | None = None) -> None:
+    """Print, for a run's last state (or a kept ``state_STEP.pt``) on its first four clips: each temporal
+    branch's output norm over its input's, the noise error of the keyframe model next to the T2I model's
+    applied frame by frame, the clean-latent error on training clips next to held-out ones, and what each
+    motion-biased head reads. With ``ablate``, also sample the checks with those layers' output zeroed."""
     state = torch.load(run if run.is_file() else run / "state.pt", weights_only=False)  # a run folder or a kept state
     older = {"spatiotemporal_size": 0, "loss_weight_cap": 0.0, "spatial_lr": None, "shared_noise": 0.0,
              "spatial_params": "all", "lora_rank": 0, "temporal_text_size": 0, "text_per_frame": False,
@@ -234,9 +237,9 @@ def inspect_run(run: Path) -> None:
     hidden, hidden_mask = text_encoder(ids, mask)
     positions = torch.arange(NUM_KEYFRAMES, dtype=torch.float32) * FRAME_SKIP
     ratios: dict[str, float] = {}
-    for key, block in model.temporal_blocks.items():
-        block.branch.register_forward_hook(
-            lambda mod, inp, out, key=key: ratios.__setitem__(key, float(out.norm() / inp[0].norm())))
+    hooks = [block.branch.register_forward_hook(
+        lambda mod, inp, out, key=key: ratios.__setitem__(key, float(out.norm() / inp[0].norm())))
+        for key, block in model.temporal_blocks.items()]
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
     print(f"{run} at step {state['step']}:")
     for t in (900, 500):
@@ -248,7 +251,47 @@ def inspect_run(run: Path) -> None:
         print(f"  t = {t}: noise MSE keyframe model {e_ours:.5f}, T2I frame by frame {e_t2i:.5f} "
               f"({100 * (1 - e_ours / e_t2i):.0f}% lower); temporal branch / input norm "
               f"{min(ratios.values()):.3f}..{max(ratios.values()):.3f} over {len(ratios)} blocks")
+    for handle in hooks:
+        handle.remove()
+    print_held_out(model, unet, autoencoder, text_encoder, scheduler, args)
     print_velocities(model, text_encoder, args)
+    if ablate is not None:
+        from minifusion.nn import MotionBiasedAttention, TemporalTextAttention
+
+        kind = {"text-attention": TemporalTextAttention, "motion-bias": MotionBiasedAttention}[ablate]
+        zeroed = [b.branch for b in model.temporal_blocks.values() if isinstance(b.branch, kind)]
+        if not zeroed:
+            raise SystemExit(f"{run} has no {kind.__name__} layers to ablate")
+        for layer in zeroed:
+            layer.to_out.weight.zero_()
+            layer.to_out.bias.zero_()
+        folder = run.parent if run.is_file() else run
+        strip = f"ablate_{ablate}_{state['step']:05d}.png"
+        report = sample_and_score(model, autoencoder, text_encoder, scheduler, args, state["step"], folder, strip)
+        print(f"  {folder / strip}: without the {len(zeroed)} {kind.__name__} layers' output: direction "
+              f"{report['direction_accuracy']:.2f}, background flicker {report['background_flicker']:.3f}, "
+              f"found {' '.join(report['directions'])}")
+
+
+def print_held_out(model, unet, autoencoder, text_encoder, scheduler, args, n: int = 16) -> None:
+    """Clean-latent (x0) MSE of the keyframe model and the T2I model on ``n`` training clips and ``n`` clips of
+    the same case rendered from another seed: equal errors mean the model is not memorising its clips."""
+    positions = torch.arange(NUM_KEYFRAMES, dtype=torch.float32) * FRAME_SKIP
+    for name, seed in (("training clips", args.seed), ("held-out clips", args.seed + 12345)):
+        videos, captions = render_clips(args.case, max(n, 4), seed, args.color, args.shape)
+        latents = autoencoder.encode(videos[:n])
+        hidden, mask = text_encoder(*text_encoder.tokenizer(captions[:n]))
+        noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
+        row = []
+        for t in (950, 900, 700, 400):
+            tt = torch.full((latents.shape[0],), t)
+            ab = scheduler.alphas_cumprod[t]
+            x_t = scheduler.add_noise(latents, noise, tt)
+            eps = model(x_t, tt, hidden, mask, frame_positions=positions)
+            eps_t2i = torch.stack([unet(x_t[:, :, k], tt, hidden, mask) for k in range(x_t.shape[2])], dim=2)
+            ours, t2i = ((x_t - (1 - ab).sqrt() * e) / ab.sqrt() for e in (eps, eps_t2i))
+            row.append(f"t {t}: {(ours - latents).pow(2).mean():.3f} (T2I {(t2i - latents).pow(2).mean():.3f})")
+        print(f"  x0 MSE on {n} {name}: " + ", ".join(row))
 
 
 def print_velocities(model, text_encoder, args) -> None:
@@ -275,6 +318,9 @@ def main(argv=None) -> int:
     parser.add_argument("--inspect", type=Path, default=None, metavar="RUN",
                         help="instead of training: print what a run's (or a kept state_STEP.pt's) temporal parts do (branch norms, noise "
                         "error against the T2I model)")
+    parser.add_argument("--ablate", choices=("text-attention", "motion-bias"), default=None,
+                        help="with --inspect: also sample the checks with these layers' output zeroed "
+                        "(RUN/ablate_NAME_STEP.png)")
     parser.add_argument("runs", type=Path, nargs="*", help="run folders to plot (with --plot)")
     parser.add_argument("--case", choices=("overfit", "simple", "starts", "wide"), default="overfit")
     parser.add_argument("--clips", type=int_at_least(4), default=256, help="clips of the simple, starts and wide cases")
@@ -327,7 +373,7 @@ def main(argv=None) -> int:
         parser.error(f"--lora-rank {args.lora_rank} needs --train-spatial with --spatial-params attention or "
                      "cross-attention (a LoRA of every T2I weight is not offered)")
     if args.inspect is not None:
-        inspect_run(args.inspect)
+        inspect_run(args.inspect, args.ablate)
         return 0
     if args.plot is not None:
         if not args.runs:
