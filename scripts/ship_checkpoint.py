@@ -31,7 +31,7 @@ from minifusion.pipeline import FusionFramesPipeline
 from minifusion.pipelines.model_index import CHECKPOINTS_DIR
 
 # "keyframes_continued": a run that warm-started from the keyframes stage (recipe ``init_from``), if any
-STAGES = ("autoencoder", "t2i", "keyframes", "keyframes_continued", "interpolation", "decoder", "mfi")
+STAGES = ("text_encoder", "autoencoder", "t2i", "keyframes", "keyframes_continued", "interpolation", "decoder", "mfi")
 RUN_FILES = ("recipe.json", "metrics.json", "log.csv", "loss.png", "motion.csv", "motion_samples.png",
              "reconstructions.png", "samples.png", "interpolation.png", "compare.png")
 EXTRA_PARTS = {"unet": UNet}  # the T2I U-Net (notebook 06 samples it); not a pipeline component
@@ -168,6 +168,9 @@ def card(args, stages: dict, size_mb: float) -> str:
         m = s["metrics"]
         result = {
             "autoencoder": lambda: f"val PSNR {m.get('val_psnr_db', float('nan')):.2f} dB",
+            "text_encoder": lambda: (f"tokens read back: {m['token_accuracy_clean']:.1%} clean, "
+                                     f"{m['token_accuracy_corrupted']:.1%} corrupted ({m['eval_captions']} captions)"
+                                     if "token_accuracy_corrupted" in m else ""),
             "t2i": lambda: "see training/t2i/samples.png",
             "keyframes": lambda: (f"motion check: colour {m['motion']['color_accuracy']:.0%}, direction "
                                   f"{m['motion']['direction_accuracy']:.0%} of {m['motion']['num_videos']} videos"
