@@ -182,9 +182,14 @@ def sample_and_score(model, autoencoder, text_encoder, scheduler, args, step: in
 
 
 def read_rows(run: Path) -> list[dict]:
+    """A lever run's checks (``levers.csv``), or a keyframes recipe run's motion checks
+    (``OUT/runs/keyframes/motion.csv``: direction only, no word-flip probe)."""
     path = run / "levers.csv"
     if not path.is_file():
-        raise SystemExit(f"{run} has no levers.csv (not a motion_levers run folder)")
+        path = run / "runs" / "keyframes" / "motion.csv"
+    if not path.is_file():
+        raise SystemExit(f"{run} has no levers.csv (not a motion_levers run folder) and no runs/keyframes/motion.csv "
+                         "(not a keyframes recipe folder)")
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
 
@@ -198,8 +203,9 @@ def plot_runs(path: Path, runs: list[Path]) -> None:
     for run, rows in all_rows.items():
         steps = [int(r["step"]) for r in rows]
         axes[0].plot(steps, [float(r["direction_accuracy"]) for r in rows], marker="o", label=run.name)
-        axes[1].plot(steps, [float(r["flip_ratio_950"]) for r in rows], marker="o", label=run.name)
-        axes[2].plot(steps, [float(r["flip_ratio_700"]) for r in rows], marker="o", label=run.name)
+        if "flip_ratio_950" in rows[0]:  # a recipe's motion checks have no word-flip probe
+            axes[1].plot(steps, [float(r["flip_ratio_950"]) for r in rows], marker="o", label=run.name)
+            axes[2].plot(steps, [float(r["flip_ratio_700"]) for r in rows], marker="o", label=run.name)
     axes[0].axhline(1 / 8, color="grey", ls=":", label="chance (8 directions read)")
     axes[0].set_ylim(-0.03, 1.03)
     for ax, title in zip(axes, ("direction of sampled keyframes", "word-flip x0 error ratio, t = 950",
@@ -372,6 +378,10 @@ def main(argv=None) -> int:
     if args.lora_rank and not (args.train_spatial and args.spatial_params != "all"):
         parser.error(f"--lora-rank {args.lora_rank} needs --train-spatial with --spatial-params attention or "
                      "cross-attention (a LoRA of every T2I weight is not offered)")
+    if args.ablate is not None and args.inspect is None:
+        parser.error(f"--ablate {args.ablate} needs --inspect RUN (it samples a saved state)")
+    if args.keep_states and args.out is None:
+        parser.error("--keep-states needs --out RUN (a training run)")
     if args.inspect is not None:
         inspect_run(args.inspect, args.ablate)
         return 0

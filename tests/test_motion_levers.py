@@ -48,6 +48,8 @@ def test_starts_case_is_the_simple_case_with_random_starts():
 
 
 def test_command_line_errors(tmp_path):
+    with pytest.raises(SystemExit, match="2"):
+        motion_levers.main(["--ablate", "motion-bias", "--out", str(tmp_path)])  # --ablate needs --inspect
     with pytest.raises(SystemExit):
         motion_levers.main(["--plot", str(tmp_path / "x.png")])  # no run folders
     with pytest.raises(SystemExit, match="no levers.csv"):
@@ -165,3 +167,23 @@ def test_motion_bias_speed_prints_both_forms_and_their_agreement(capsys):
     rows = [line.split() for line in lines[2:]]
     assert [r[:2] for r in rows] == [["8x8", "128"], ["4x4", "32"]]
     assert all(float(r[-1]) < 1e-4 for r in rows)  # the factored bias is the plain one
+
+
+def test_plot_reads_lever_runs_and_keyframes_recipe_runs(tmp_path):
+    lever = tmp_path / "lever"
+    lever.mkdir()
+    rows = [{c: "1.0" for c in motion_levers.COLUMNS} | {"step": str(s), "found": "right"} for s in (250, 500)]
+    with (lever / "levers.csv").open("w", newline="") as f:
+        import csv
+
+        writer = csv.DictWriter(f, fieldnames=motion_levers.COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    recipe = tmp_path / "recipe"
+    (recipe / "runs" / "keyframes").mkdir(parents=True)
+    (recipe / "runs" / "keyframes" / "motion.csv").write_text(
+        "step,num_videos,color_accuracy,direction_accuracy,moving_fraction,background_flicker,seconds\n"
+        "500,16,1.0,0.3125,1.0,0.003,40\n1000,16,1.0,0.5625,1.0,0.002,41\n")
+    assert [r["direction_accuracy"] for r in motion_levers.read_rows(recipe)] == ["0.3125", "0.5625"]
+    assert motion_levers.main(["--plot", str(tmp_path / "curves.png"), str(lever), str(recipe)]) == 0
+    assert (tmp_path / "curves.png").stat().st_size > 0
