@@ -27,10 +27,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name minifusion --display-name "Python (minifusion)" >/dev/null
 	@touch $(STAMP)
 
+# the pipeline that follows the prompted motion (data_samples/checkpoints/moving-shapes-motion/README.md)
+DEMO_CHECKPOINT ?= data_samples/checkpoints/moving-shapes-motion
+
 demo: $(STAMP)
 	mkdir -p outputs
-	$(PY) -m minifusion generate "a red circle moves right" --out outputs/demo.gif --seed 0
-	$(PY) -m minifusion generate "a green square moves up" --out outputs/demo_113_frames.gif --passes 2 --seed 0
+	$(PY) -m minifusion generate "a red circle moves right" --out outputs/demo.gif --seed 0 --checkpoint $(DEMO_CHECKPOINT)
+	$(PY) -m minifusion generate "a green square moves up" --out outputs/demo_113_frames.gif --passes 2 --seed 0 --checkpoint $(DEMO_CHECKPOINT)
 
 test: $(STAMP)
 	MINIFUSION_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -n $(JOBS) --dist loadfile -q \
