@@ -198,7 +198,10 @@ def card(args, stages: dict, size_mb: float) -> str:
     lines += ["## Quality", ""]
     if args.quality is not None and args.quality.is_file():
         q = json.loads(args.quality.read_text())
-        lines += [f"`python benchmarks/bench_quality.py --json {args.quality.as_posix()}` (seed {q['seed']}) printed:", ""]
+        options = "" if Path(q["checkpoint"]).name == "moving-shapes" else f" --checkpoint {q['checkpoint']}"
+        options += "" if "interpolation" in q else " --interpolation-clips 0"  # the interpolation part was skipped
+        lines += [f"`python benchmarks/bench_quality.py{options} --json {args.quality.as_posix()}` (seed {q['seed']}) "
+                  "printed:", ""]
         for key in ("motion_29", "motion_113"):
             m = q.get(key)
             if not m:
