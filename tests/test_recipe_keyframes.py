@@ -434,3 +434,19 @@ def test_committed_keyframes_configs_load_as_recipes(name):
     recipe = load_recipe(KeyframesRecipe, config)
     assert recipe.temporal_text_attention_size == 8 and recipe.loss_weighting == "v"
     assert recipe.spatiotemporal_motion_bias == (name == "keyframes-motion-bias.json")
+
+
+def test_the_motion_pipeline_config_names_every_stage_and_loads():
+    from pathlib import Path
+
+    from minifusion.training.recipes import STAGES
+    from minifusion.training.recipes.all_stages import ORDER, _stage_configs
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    configs = _stage_configs(root / "moving-shapes-motion.json")
+    assert set(configs) == set(ORDER)
+    recipes = {name: load_recipe(STAGES[name].recipe_class, config) for name, config in configs.items()}
+    assert recipes["keyframes"].spatiotemporal_motion_bias and recipes["keyframes"].training.steps == 3000
+    # the stage's own config file trains the same keyframe model
+    alone = load_recipe(KeyframesRecipe, json.loads((root / "keyframes-motion-bias.json").read_text()))
+    assert dataclasses.asdict(alone) == dataclasses.asdict(recipes["keyframes"])
