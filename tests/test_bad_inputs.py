@@ -288,7 +288,7 @@ ROWS: list[Row] = [
     Row(FILES, "save-onto-a-file", 'unet.save_pretrained("notes.txt")', FileExistsError,
         "File exists: 'notes.txt'", given="notes.txt is a file", setup="a_file"),
     Row(FILES, "pretrained-unknown-name", 'pretrained("moving-circles")', ValueError,
-        "no trained pipeline 'moving-circles' at … (available: ['moving-shapes']). Train it with …"),
+        "no trained pipeline 'moving-circles' at … (available: ['moving-shapes', 'moving-shapes-motion']). Train it with …"),
     Row(FILES, "pretrained-a-path", 'pretrained("../moving-shapes")', ValueError,
         "name must be a checkpoint folder name such as 'moving-shapes', got '../moving-shapes'"),
     Row(FILES, "pipeline-folder-missing", 'FusionFramesPipeline.from_pretrained("no_such_folder")', ValueError,
