@@ -33,6 +33,13 @@ def check_text_tokens(context, batch: int, context_dim: int, module: str) -> Non
         raise ValueError(f"{module} needs text tokens (B, L, {context_dim}) with B = {batch}, got {shape}")
 
 
+def token_offsets(f: int, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+    """(N, N, 3) with N = F*H*W: (frame, row, column) of every query token minus that of every key token."""
+    grid = torch.stack(torch.meshgrid(torch.arange(f), torch.arange(h), torch.arange(w), indexing="ij"), -1)
+    grid = grid.reshape(-1, 3).to(like)  # (N, 3), tokens in (frame, row, column) order
+    return grid[:, None, :] - grid[None, :, :]
+
+
 class MotionBiasedAttention(SpatioTemporalAttention):
     """Full spatio-temporal attention with a text-conditioned relative-position bias: attend along the path.
 
@@ -73,9 +80,7 @@ class MotionBiasedAttention(SpatioTemporalAttention):
 
     def motion_bias(self, velocity: torch.Tensor, f: int, h: int, w: int) -> torch.Tensor:
         """(B, heads, 2) -> the logit bias (B, heads, F*H*W, F*H*W) over (frame, row, column) tokens."""
-        grid = torch.stack(torch.meshgrid(torch.arange(f), torch.arange(h), torch.arange(w), indexing="ij"), -1)
-        grid = grid.reshape(-1, 3).to(velocity)  # (N, 3): frame, row, column
-        d = grid[:, None, :] - grid[None, :, :]  # (N, N, 3): query - key
+        d = token_offsets(f, h, w, velocity)  # (N, N, 3): query - key (frame, row, column)
         gap = d[None, None, :, :, 1:] - d[None, None, :, :, :1] * velocity[:, :, None, None, :]  # (B, n, N, N, 2)
         return -self.alpha[None, :, None, None] * gap.pow(2).sum(-1)
 
@@ -86,9 +91,7 @@ class MotionBiasedAttention(SpatioTemporalAttention):
         (N, N) maps weighted by per-head numbers, so the (B, heads, N, N, 2) gap is never built (at the
         8x8 level of 8 keyframes about 9x faster forward and backward: benchmarks/motion_bias_speed.py).
         """
-        grid = torch.stack(torch.meshgrid(torch.arange(f), torch.arange(h), torch.arange(w), indexing="ij"), -1)
-        grid = grid.reshape(-1, 3).to(velocity)  # (N, 3): frame, row, column
-        d = grid[:, None, :] - grid[None, :, :]  # (N, N, 3): query - key
+        d = token_offsets(f, h, w, velocity)  # (N, N, 3): query - key (frame, row, column)
         dk, dp = d[..., :1], d[..., 1:]
         maps = torch.stack([dp.pow(2).sum(-1), (dk * dp)[..., 0], (dk * dp)[..., 1], dk[..., 0].pow(2)])  # (4, N, N)
         alpha, velocity = self.alpha[None, :], velocity.float()  # (1, heads), (B, heads, 2)
