@@ -27,7 +27,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name minifusion --display-name "Python (minifusion)" >/dev/null
 	@touch $(STAMP)
 
-# the pipeline that follows the prompted motion (data_samples/checkpoints/moving-shapes-motion/README.md)
+# the default shipped pipeline, whose keyframe model follows the prompted motion (its README.md is the card)
 DEMO_CHECKPOINT ?= data_samples/checkpoints/moving-shapes-motion
 
 demo: $(STAMP)

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_end_to_end.py [--checkpoint DIR] [--steps N] [--scheduler dpm] [--threads N]
 
-``FusionFramesPipeline.from_pretrained`` (default: the shipped ``data_samples/checkpoints/moving-shapes``),
+``FusionFramesPipeline.from_pretrained`` (default: the shipped ``data_samples/checkpoints/moving-shapes-motion``),
 one prompt, 8 keyframes with guidance (the checkpoint's scale, 6), then one (29 frames) or two (113
 frames) interpolation passes with the checkpoint's context guidance (1.5), decoded to 64x64 frames.
 Samplers and steps are the checkpoint's defaults (``model_index.json``) unless ``--scheduler`` / ``--steps`` say otherwise.

@@ -101,7 +101,7 @@ def run(pipe: FusionFramesPipeline, *, clips: int, two_shape_clips: int | None, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pipeline", type=Path, default=None, metavar="DIR",
-                        help="pipeline folder (default: the shipped checkpoint data_samples/checkpoints/moving-shapes)")
+                        help="pipeline folder (default: the shipped checkpoint data_samples/checkpoints/moving-shapes-motion)")
     parser.add_argument("--clips", type=_positive, default=16, metavar="N",
                         help="single-shape translating held-out clips, spread over the speeds (default 16)")
     parser.add_argument("--two-shape-clips", type=_count, default=None, metavar="N",

@@ -349,7 +349,7 @@ def _add_bench_parser(sub) -> None:
                    help="leave out the peer U-Nets (diffusers, video-diffusion-pytorch)")
     p.add_argument("--checkpoint", type=_pipeline_dir, default=None, metavar="DIR",
                    help="pipeline folder for the end-to-end section (default: the shipped "
-                        "data_samples/checkpoints/moving-shapes)")
+                        "data_samples/checkpoints/moving-shapes-motion)")
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                    help="torch threads for every section (default: torch's choice); data rendering uses one")
     p.set_defaults(func=cmd_bench)
@@ -408,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--passes", type=int, choices=(0, 1, 2), default=1,
                    help="interpolation passes: 0 -> 8 keyframes, 1 -> 29 frames, 2 -> 113 frames (default 1)")
     p.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
-                   help="pipeline folder (default: the shipped data_samples/checkpoints/moving-shapes)")
+                   help="pipeline folder (default: the shipped data_samples/checkpoints/moving-shapes-motion)")
     p.add_argument("--fps", type=_positive_int, default=8, help="frame rate of the file (default 8)")
     p.add_argument("--scale", type=_positive_int, default=2, help="GIF upscale factor (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

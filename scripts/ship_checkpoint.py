@@ -28,7 +28,7 @@ import torch
 
 from minifusion.models import InterpolationUNet, UNet
 from minifusion.pipeline import FusionFramesPipeline
-from minifusion.pipelines.model_index import CHECKPOINTS_DIR
+from minifusion.pipelines.model_index import CHECKPOINTS_DIR, DEFAULT_CHECKPOINT
 
 # "keyframes_continued": a run that warm-started from the keyframes stage (recipe ``init_from``), if any
 STAGES = ("text_encoder", "autoencoder", "t2i", "keyframes", "keyframes_continued", "interpolation", "decoder", "mfi")
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--command", action="append", default=[], help="a command that trained it (repeatable)")
     parser.add_argument("--note", action="append", default=[], help="a line for the card's notes (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", default="configs/moving-shapes.json", help="the train all config the card names")
     parser.add_argument("--threads", default="1 torch thread per training process")
     parser.add_argument("--max-mb", type=float, default=50.0, help="refuse to ship more than this (default 50)")
     parser.add_argument("--card-only", action="store_true", help="only rewrite README.md of a shipped folder")
@@ -153,14 +154,15 @@ def replace_stage(source: Path, target: Path, stage: str) -> int:
 
 
 def card(args, stages: dict, size_mb: float) -> str:
+    load_name = "" if args.name == DEFAULT_CHECKPOINT else repr(args.name)  # pretrained() loads the default
     lines = [f"# `{args.name}`: the shipped FusionFrames pipeline for Moving Shapes", "",
              "Trained on this project's own Moving Shapes renders by its own recipes "
              "(`python -m minifusion train ...`); nothing was downloaded. Load it with "
-             "`FusionFramesPipeline.from_pretrained(minifusion.pretrained())`.", "",
+             f"`FusionFramesPipeline.from_pretrained(minifusion.pretrained({load_name}))`.", "",
              f"- hardware: {hardware()}; {args.threads}",
              f"- seed: {args.seed} (training and data)",
              f"- weights stored as float16 ({size_mb:.1f} MB in all); they load as float32",
-             "- config: `configs/moving-shapes.json` (each stage's recipe is in `training/STAGE/recipe.json`)", "",
+             f"- config: `{args.config}` (each stage's recipe is in `training/STAGE/recipe.json`)", "",
              "## Commands", "", "```"] + args.command + ["```", "", "## Stages", "",
              "| stage | steps | training time | s/step | last logged loss | result |",
              "|---|---|---|---|---|---|"]
@@ -198,7 +200,7 @@ def card(args, stages: dict, size_mb: float) -> str:
     lines += ["## Quality", ""]
     if args.quality is not None and args.quality.is_file():
         q = json.loads(args.quality.read_text())
-        options = "" if Path(q["checkpoint"]).name == "moving-shapes" else f" --checkpoint {q['checkpoint']}"
+        options = "" if Path(q["checkpoint"]).name == DEFAULT_CHECKPOINT else f" --checkpoint {q['checkpoint']}"
         options += "" if "interpolation" in q else " --interpolation-clips 0"  # the interpolation part was skipped
         lines += [f"`python benchmarks/bench_quality.py{options} --json {args.quality.as_posix()}` (seed {q['seed']}) "
                   "printed:", ""]

@@ -33,7 +33,7 @@ import torch
 from minifusion.cli import main
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
-SHIPPED = Path(__file__).resolve().parents[1] / "data_samples" / "checkpoints" / "moving-shapes"
+SHIPPED = Path(__file__).resolve().parents[1] / "data_samples" / "checkpoints" / "moving-shapes-motion"  # the default
 
 # The names API rows use, shown verbatim at the top of the doc (tiny models: each call takes milliseconds).
 WORLD = '''\
@@ -45,7 +45,7 @@ from minifusion.models import Autoencoder, AutoencoderConfig, KeyframeUNet, Keyf
 from minifusion.training import Trainer, TrainingConfig, TinyDenoiser, load_checkpoint, resolve_precision
 from minifusion.training.recipes import AutoencoderRecipe, KeyframesRecipe, TextEncoderRecipe, load_recipe, train_stage
 
-pipe = FusionFramesPipeline.from_pretrained(pretrained())  # the shipped checkpoint (moving-shapes)
+pipe = FusionFramesPipeline.from_pretrained(pretrained())  # the shipped checkpoint (moving-shapes-motion)
 pipe.set_progress_bar_config(disable=True)
 fast = dict(num_inference_steps=1, interpolation_passes=0, output_type="latent")  # rows that sample
 

@@ -6,10 +6,10 @@ checkpoint's own sampler, steps and guidance, seed 0, scored from the pixels by 
 below what the shipped checkpoint scores here (printed by this test's ``main``:
 ``python tests/test_shipped_quality.py``), so a broken or replaced keyframe model, text encoder,
 autoencoder or sampler fails. Replacing the keyframe U-Net's weights by random ones gives brown noise
-and fails it (``python tests/test_shipped_quality.py --random-keyframe-unet`` shows it). Direction is
-at chance for ``moving-shapes`` (the motion issue); ``moving-shapes-motion`` (the motion-biased keyframe
-model, docs/motion.md) moves the prompted way, and its bounds say so
-(``python tests/test_shipped_quality.py --checkpoint moving-shapes-motion``).
+and fails it (``python tests/test_shipped_quality.py --random-keyframe-unet`` shows it). The default
+``moving-shapes-motion`` (the motion-biased keyframe model, docs/motion.md) moves the prompted way and
+its bounds say so; direction is at chance for ``moving-shapes``, the paper's keyframe design
+(``python tests/test_shipped_quality.py --checkpoint moving-shapes``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from minifusion.eval.motion_benchmark import motion_prompts, score_videos
 from minifusion.eval.toy_metrics import EVAL_WEIGHTS_DIR
 from minifusion.pipeline import FusionFramesPipeline
 from minifusion.pipelines import pretrained
+from minifusion.pipelines.model_index import DEFAULT_CHECKPOINT
 
 NUM_VIDEOS = 8
 # per shipped checkpoint: what it scored on these 8 videos, and the bounds the test asserts (counts of 8)
@@ -55,7 +56,7 @@ if __name__ == "__main__":
     import sys
 
     torch.set_num_threads(1)
-    name = sys.argv[sys.argv.index("--checkpoint") + 1] if "--checkpoint" in sys.argv else "moving-shapes"
+    name = sys.argv[sys.argv.index("--checkpoint") + 1] if "--checkpoint" in sys.argv else DEFAULT_CHECKPOINT
     pipe = FusionFramesPipeline.from_pretrained(pretrained(name))
     if "--random-keyframe-unet" in sys.argv[1:]:
         torch.manual_seed(0)

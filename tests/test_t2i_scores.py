@@ -11,6 +11,7 @@ from minifusion.data import HELDOUT_COMBINATIONS, MovingShapes
 from minifusion.eval.attribute_classifier import AttributeClassifier
 from minifusion.eval.t2i_scores import t2i_prompts
 from minifusion.eval.toy_metrics import EVAL_WEIGHTS_DIR
+from minifusion.pipelines import pretrained
 
 
 def test_prompts_cover_every_pair_and_mark_the_held_out_ones():
@@ -39,3 +40,14 @@ def test_evaluate_t2i_command(tmp_path, capsys):
     report = json.loads(path.read_text())["this T2I"]
     assert report["all"]["num_images"] == 28 and report["heldout"]["num_images"] == 4
     assert 0 <= report["all"]["shape"] <= 1
+
+
+def test_evaluate_t2i_compares_with_the_folder_given(tmp_path, capsys):
+    path = tmp_path / "t2i.json"
+    other = pretrained("moving-shapes")
+    assert main(["evaluate-t2i", "--samples-per-pair", "1", "--steps", "1", "--compare", str(other),
+                 "--json", str(path)]) == 0
+    report = json.loads(path.read_text())
+    assert sorted(report) == sorted(["this T2I", "moving-shapes"]), sorted(report)
+    assert report["this T2I"]["all"]["num_images"] == report["moving-shapes"]["all"]["num_images"] == 28
+    assert f"moving-shapes: {other}" in capsys.readouterr().out

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from minifusion.cli import _nonnegative_int
 
+ABLATION_BASE = "moving-shapes"  # the shipped pipeline with the paper's keyframe design: the tables' base
+
 ABLATE_HELP = """\
 tables (each variant trained from the same base weights, with the same budget and seeds):
   table1  keyframes stage, the four temporal variants (FusionFrames Table 1): FVD, IS, CLIPSIM and caption
@@ -50,7 +52,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         raise ValueError(f"--figure-seed {args.figure_seed} draws the figure of --figure; give --figure too")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    base = args.base if args.base is not None else pretrained()
+    base = args.base if args.base is not None else pretrained(ABLATION_BASE)
     if not Path(base).is_dir():
         raise ValueError(f"base pipeline folder {str(base)!r} does not exist")
     spec = TABLES[args.table]
@@ -91,7 +93,8 @@ def add_ablate_parser(sub) -> None:
     p.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                    help="only these variants (default: all of the table's)")
     p.add_argument("--base", type=Path, default=None, metavar="DIR",
-                   help="pipeline folder with the frozen parts every run starts from (default: the shipped one)")
+                   help="pipeline folder with the frozen parts every run starts from (default: the shipped "
+                        f"{ABLATION_BASE}, the paper's design, which results/ was measured on)")
     p.add_argument("--num-videos", type=_positive_int, default=28, help="generated videos per run (table 1)")
     p.add_argument("--num-clips", type=_positive_int, default=16, help="held-out clips per run (tables 2 and 3)")
     p.add_argument("--eval-steps", type=_positive_int, default=25, help="sampling steps of the evaluation")

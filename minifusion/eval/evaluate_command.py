@@ -23,7 +23,7 @@ def add_evaluate_parser(sub) -> None:
                        epilog=METRICS_HELP + "\nExample: python -m minifusion evaluate --num-videos 28 --json "
                                              "outputs/evaluate.json")
     p.add_argument("--checkpoint", type=_pipeline_dir, default=None, metavar="DIR",
-                   help="pipeline folder (default: the shipped data_samples/checkpoints/moving-shapes)")
+                   help="pipeline folder (default: the shipped data_samples/checkpoints/moving-shapes-motion)")
     p.add_argument("--num-videos", type=_positive_int, default=112, metavar="N",
                    help="generated videos (default 112: 7 colours x 4 shapes x 4 directions; a smaller N takes a "
                         "balanced prefix, a larger one repeats the prompts); at least 2")

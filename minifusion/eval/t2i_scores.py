@@ -86,8 +86,9 @@ def cmd_evaluate_t2i(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     classifier = AttributeClassifier.from_pretrained((args.metrics or EVAL_WEIGHTS_DIR) / "attribute_classifier")
     folders = {"this T2I": args.checkpoint or pretrained()}
-    if not args.no_compare and Path(folders["this T2I"]).resolve() != pretrained().resolve():
-        folders["shipped T2I"] = pretrained()
+    other = args.compare or pretrained()
+    if not args.no_compare and Path(folders["this T2I"]).resolve() != Path(other).resolve():
+        folders["shipped T2I" if args.compare is None else Path(other).name] = other
     results = {}
     for name, folder in folders.items():
         results[name] = score_t2i(load_t2i(folder), classifier, samples_per_pair=args.samples_per_pair,
@@ -121,7 +122,10 @@ def add_evaluate_t2i_parser(sub) -> None:
                        epilog="Example: python -m minifusion evaluate-t2i --checkpoint runs/shapes --grid t2i.png")
     p.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
                    help="pipeline folder with autoencoder/, text_encoder/, unet/, scheduler/ (default: the shipped one)")
-    p.add_argument("--no-compare", action="store_true", help="do not score the shipped T2I beside it")
+    p.add_argument("--compare", type=Path, default=None, metavar="DIR",
+                   help="a second pipeline folder whose T2I is scored beside it (default: the shipped one, when "
+                        "--checkpoint is another)")
+    p.add_argument("--no-compare", action="store_true", help="do not score a second T2I beside it")
     p.add_argument("--samples-per-pair", type=int_at_least(1), default=4, metavar="N",
                    help="images per (colour, shape) pair (default 4: 112 images)")
     p.add_argument("--steps", type=int_at_least(1), default=25, help="DDIM steps (default 25)")

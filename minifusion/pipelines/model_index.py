@@ -57,6 +57,7 @@ REQUIRED_COMPONENTS = ("autoencoder", "text_encoder", "keyframe_unet", "schedule
 SCHEDULER_COMPONENTS = ("scheduler", "interpolation_scheduler")
 # where ``pretrained`` looks: data_samples/checkpoints of the repository (editable install)
 CHECKPOINTS_DIR = Path(__file__).resolve().parents[2] / "data_samples" / "checkpoints"
+DEFAULT_CHECKPOINT = "moving-shapes-motion"  # what pretrained() and every --checkpoint default load
 
 
 @dataclass
@@ -236,8 +237,11 @@ def write_model_index(folder: str | os.PathLike, settings: PipelineSettings | di
     return write_json(folder / MODEL_INDEX_NAME, model_index_dict(components, settings))
 
 
-def pretrained(name: str = "moving-shapes") -> Path:
+def pretrained(name: str = DEFAULT_CHECKPOINT) -> Path:
     """The folder of a shipped pipeline: ``data_samples/checkpoints/NAME`` next to the package.
+
+    The default, ``moving-shapes-motion``, is the pipeline whose keyframe model follows the prompted
+    motion (docs/motion.md); ``moving-shapes`` keeps the paper's keyframe design for comparison.
 
     Works from any working directory (notebooks run from ``notebooks/``). The environment variable
     ``MINIFUSION_CHECKPOINTS`` replaces the shipped folder by another one (e.g. your own ``train all``
