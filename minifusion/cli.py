@@ -174,12 +174,13 @@ _DISK_ERRORS = tuple(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EACC
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one stage of the pipeline (or all of them, in order) into the pipeline folder --out."""
     from minifusion.training.distributed import distributed_session
+    from minifusion.training.recipes.all_stages import StageFailed
 
     with distributed_session() as ctx:
         try:
             path, seconds = _train(args)
-        except (FloatingPointError, OSError) as e:  # NaN losses, a failed checkpoint write: not bad input
-            if isinstance(e, FloatingPointError) or e.errno in _DISK_ERRORS or "checkpoint" in str(e):
+        except (FloatingPointError, OSError, StageFailed) as e:  # NaN losses, a failed write or stage: not bad input
+            if not isinstance(e, OSError) or e.errno in _DISK_ERRORS or "checkpoint" in str(e):
                 print(f"error: {e}", file=sys.stderr)
                 return 1
             raise
@@ -204,6 +205,10 @@ def _train(args: argparse.Namespace) -> tuple[Path, float]:
         if args.stage != "all":
             raise ValueError(f"--skip applies to the stage 'all' only, not to {args.stage!r}")
         extra["skip"] = tuple(args.skip)
+    if args.jobs != 1:
+        if args.stage != "all":
+            raise ValueError(f"--jobs applies to the stage 'all' only, not to {args.stage!r}")
+        extra["jobs"] = args.jobs
     start = time.perf_counter()
     path = train_stage(args.stage, args.out, steps=args.steps, config=_stage_config(args.config, args.stage),
                        resume=args.resume, data_dir=args.data, seed=args.seed, progress=not args.no_progress,
@@ -227,7 +232,8 @@ def _add_train_parser(sub) -> None:
                "CPU, NCCL on GPU): each takes an equal share of the recipe's batch, the result matches one "
                "process, rank 0 writes the files (docs/distributed.md).\n"
                "Examples:\n  python -m minifusion train autoencoder --out runs/shapes --steps 2000\n"
-               "  python -m minifusion train all --out runs/shapes --config configs/moving-shapes.json --skip mfi\n"
+               "  python -m minifusion train all --out runs/shapes --config configs/moving-shapes-motion.json --skip mfi "
+               "--jobs 2\n"
                "  torchrun --standalone --nproc_per_node=2 -m minifusion train t2i --out runs/shapes   # 2 processes",
     )
     p.add_argument("stage", choices=[*STAGES, "all"], metavar="STAGE", help="one of: " + ", ".join([*STAGES, "all"]))
@@ -259,6 +265,10 @@ def _add_train_parser(sub) -> None:
                         + " (default: the recipe's)")
     p.add_argument("--skip", nargs="+", choices=list(STAGES), default=None, metavar="STAGE",
                    help="stage all: stages to leave out, e.g. --skip mfi")
+    p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                   help="stage all: train up to N stages at once, each in its own process, each after the stages "
+                        "it reads (default 1: one after another). --jobs 2 on two cores: text_encoder beside "
+                        "autoencoder, decoder beside t2i, interpolation beside keyframes; logs in OUT/logs/")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or summary line")
     p.set_defaults(func=cmd_train)
 
