@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from minifusion.diffusion.scheduling_utils import BaseScheduler
+from minifusion.viz.progress import progress_bar
 
 
 @dataclass
@@ -43,7 +43,7 @@ def sample_loop(
     scheduler.set_timesteps(num_inference_steps, device=noise.device)
     x = noise * scheduler.init_noise_sigma
     out = SamplingOutput(sample=x)
-    for t in tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
+    for t in progress_bar(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
         model_output = model_fn(scheduler.scale_model_input(x, t), t)
         result = scheduler.step(model_output, t, x, generator=generator, **step_kwargs)
         out.timesteps.append(int(t))

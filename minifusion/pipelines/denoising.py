@@ -21,9 +21,9 @@ import math
 from typing import Any, Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from minifusion.diffusion.scheduling_utils import BaseScheduler
+from minifusion.viz.progress import progress_bar
 
 
 def check_guidance_scale(name: str, value: Any) -> float:
@@ -115,7 +115,7 @@ def denoise(
         timesteps = start_timesteps(scheduler, strength)
         x = scheduler.add_noise(init_latents.to(latents.dtype), latents, timesteps[0])  # in the sampler's units
     config = {"desc": stage, "leave": False, **(progress_bar_config or {})}
-    for i, t in enumerate(tqdm(timesteps, **config)):
+    for i, t in enumerate(progress_bar(timesteps, **config)):
         model_output = model_fn(scheduler.scale_model_input(x, t), t).float()
         result = scheduler.step(model_output, t, x, generator=generator, **(step_kwargs or {}))
         x = result.prev_sample

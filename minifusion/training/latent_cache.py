@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.utils.data import Dataset, default_collate
-from tqdm.auto import tqdm
 
 from minifusion.models.modeling_utils import atomic_write_bytes
+from minifusion.viz.progress import progress_bar
 
 _SIMPLE = (str, int, float, bool, type(None))
 
@@ -153,7 +153,7 @@ class LatentCache:
             self.encoder.eval()
         try:
             starts = range(0, len(dataset), self.batch_size)
-            for start in tqdm(starts, desc="encoding latents", disable=not self.progress):
+            for start in progress_bar(starts, desc="encoding latents", disable=not self.progress):
                 items = [dataset[i] for i in range(start, min(start + self.batch_size, len(dataset)))]
                 if self.video_key not in items[0]:
                     raise ValueError(f"dataset items have no entry {self.video_key!r}; they have {sorted(items[0])}")

@@ -42,7 +42,6 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, default_collate
-from tqdm.auto import tqdm
 
 from minifusion.training import distributed
 from minifusion.training.checkpointing import (
@@ -62,6 +61,7 @@ from minifusion.training.metrics import CSVLogger, plot_loss_curve
 from minifusion.training.optim import build_optimizer, warmup_lr
 from minifusion.training.precision import resolve_device, resolve_precision
 from minifusion.training.randomness import get_rng_state, sample_generators, seed_everything, set_rng_state
+from minifusion.viz.progress import progress_bar
 
 # Config fields that change which samples/noise a step sees: resuming with other values cannot reproduce a plain run.
 # (The number of processes is not one of them: the global batch does not depend on it.)
@@ -272,7 +272,7 @@ class Trainer:
                             pin_memory=self.device.type == "cuda",
                             generator=torch.Generator().manual_seed(cfg.seed))  # keeps the global RNG untouched
         batches = iter(loader)
-        bar = tqdm(total=cfg.steps, initial=start, desc="train", disable=not (cfg.progress and self.is_main),
+        bar = progress_bar(total=cfg.steps, initial=start, desc="train", disable=not (cfg.progress and self.is_main),
                    dynamic_ncols=True)
         window_start = time.perf_counter()
         try:

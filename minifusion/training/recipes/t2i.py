@@ -31,7 +31,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from minifusion.diffusion import DDIMScheduler, DDPMScheduler, classifier_free_guidance
 from minifusion.models.autoencoder import Autoencoder
@@ -57,6 +56,7 @@ from minifusion.training.recipes.common import (
     write_json,
 )
 from minifusion.training.trainer import Trainer
+from minifusion.viz.progress import progress_bar
 
 STAGE = "t2i"
 DEFAULT_PROMPTS = ("a red circle moves right", "a blue square moves left", "a green triangle moves up",
@@ -243,7 +243,7 @@ def sample_t2i(unet: UNet, text_encoder: TextEncoder, autoencoder: Autoencoder, 
     x = torch.randn((b, unet.config.in_channels, size, size), generator=generator).to(device)
     scheduler.set_timesteps(num_inference_steps, device=device)
     x = x * scheduler.init_noise_sigma
-    for t in tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
+    for t in progress_bar(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
         model_input = torch.cat([x, x]) if guided else x
         out = unet(scheduler.scale_model_input(model_input, t), t, text.to(device), text_mask.to(device))
         if guided:
