@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a widget bar in a notebook, text elsewhere (as before)
 
 LOG_INTERVAL = 30.0  # seconds between redraws when the bar goes to a file or a pipe
 
