@@ -54,13 +54,15 @@ def planned_steps(probe_steps: int, probe_seconds: float, minutes: float) -> int
 
 
 def main(argv: list[str] | None = None) -> int:
+    from minifusion.argtypes import int_at_least
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="run folder (created; its keyframes run is replaced)")
-    parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
-    parser.add_argument("--batch-size", type=int, default=64, help="clips per step (default 64; the CPU recipe: 8)")
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cuda (default) or cpu")
+    parser.add_argument("--batch-size", type=int_at_least(1), default=64, help="clips per step (default 64; the CPU recipe: 8)")
     parser.add_argument("--minutes", type=float, default=4.0, help="training time budget (default 4)")
-    parser.add_argument("--probe-steps", type=int, default=100, help="steps of the timing leg (default 100)")
-    parser.add_argument("--videos", type=int, default=56, help="29-frame videos of the benchmark (default 56)")
+    parser.add_argument("--probe-steps", type=int_at_least(1), default=100, help="steps of the timing leg (default 100)")
+    parser.add_argument("--videos", type=int_at_least(1), default=56, help="29-frame videos of the benchmark (default 56)")
     parser.add_argument("--quick", action="store_true", help="tiny: 2 + 2 steps, batch 2, 8 videos at 2 steps")
     args = parser.parse_args(argv)
 
