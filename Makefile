@@ -1,6 +1,6 @@
 # minifusion: two commands set up a fresh machine.
 #   make demo   - create .venv if missing, install pinned deps + package, text -> video from the shipped checkpoint
-#   make test   - same set-up, then unit tests and every notebook (FAST mode) under nbval
+#   make test   - same set-up, then ruff (make lint), unit tests and every notebook (FAST mode) under nbval
 #   make lab    - JupyterLab on notebooks/ with the project's kernel
 #   make test-browser - notebooks 00 and 11 run in JupyterLab in headless Chromium; pictures in outputs/browser/
 PYTHON ?= python3
@@ -13,7 +13,7 @@ JOBS   ?= 2
 # JupyterLab refuses to run as root unless told (containers, CI images); LAB_ARGS adds e.g. --port.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup demo test test-unit test-notebooks test-browser lab clean help
+.PHONY: setup lint demo test test-unit test-notebooks test-browser lab clean help
 
 help:
 	@echo "make demo | make test | make test-browser | make lab | make clean"
@@ -35,7 +35,12 @@ demo: $(STAMP)
 	$(PY) -m minifusion generate "a red circle moves right" --out outputs/demo.gif --seed 0 --checkpoint $(DEMO_CHECKPOINT)
 	$(PY) -m minifusion generate "a green square moves up" --out outputs/demo_113_frames.gif --passes 2 --seed 0 --checkpoint $(DEMO_CHECKPOINT)
 
-test: $(STAMP)
+LINTED := minifusion tests tests_browser benchmarks scripts
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINTED)
+
+test: $(STAMP) lint
 	MINIFUSION_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -n $(JOBS) --dist loadfile -q \
 		tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
-from bench_unet import matmul_peak_flops, training_inputs
 from bench_measure import count_flops, median_seconds, synchronize
+from bench_unet import matmul_peak_flops, training_inputs
+
 from minifusion.models import KeyframeUNet, KeyframeUNetConfig
 
 GPU_PRESET = {"block_out_channels": (128, 256, 512), "attention_head_dim": 64, "norm_groups": 32,

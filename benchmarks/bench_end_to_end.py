@@ -42,8 +42,8 @@ def worker(checkpoint: Path, frames: int, steps: int | None, interpolation_steps
     """In this process: load, generate one video (twice: cold, then warm), report times and the peak memory."""
     import numpy as np
     import torch
-
     from bench_measure import peak_rss_bytes
+
     from minifusion.pipeline import FusionFramesPipeline
 
     start = time.perf_counter()

@@ -23,8 +23,8 @@ import json
 import time
 
 import torch
-
 from bench_measure import ModuleTimer, count_flops, synchronize
+
 from minifusion.diffusion import DDIMScheduler
 from minifusion.models import InterpolationUNet, MaskedInterpolationUNet
 from minifusion.pipelines.interpolation import interpolate_pass

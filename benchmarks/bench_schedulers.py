@@ -64,8 +64,8 @@ def interpolation_quality(pipe, scheduler: str, steps: int, seed: int, num_clips
     """PSNR of interpolating true keyframes of held-out clips with ``scheduler`` at ``steps`` steps per pass."""
     import torch
 
-    from minifusion.pipelines.interpolation import interpolate_pass
     from minifusion.pipeline import SCHEDULERS
+    from minifusion.pipelines.interpolation import interpolate_pass
     from minifusion.training.recipes.interpolation_eval import evaluate_interpolation
 
     name, extra = VARIANTS.get(scheduler, (scheduler, {}))

@@ -22,8 +22,8 @@ import time
 
 import torch
 import torch.nn.functional as F
-
 from bench_measure import count_flops, median_seconds, synchronize
+
 from minifusion.models import KeyframeUNet, KeyframeUNetConfig
 
 DEFAULT_BATCH = (4, 4, 8, 16, 16)  # (B, C, F, H, W) of the issue

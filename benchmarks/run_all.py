@@ -23,9 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 import bench_report as report
+import torch
 from bench_data import bench_render
 from bench_end_to_end import BASELINE, bench_end_to_end
 from bench_interpolation import bench_interpolation

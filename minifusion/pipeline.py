@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,8 +46,8 @@ from minifusion.pipelines.interpolation import interpolate_pass, interpolation_f
 from minifusion.pipelines.keyframes import check_negative_prompt, sample_keyframes
 from minifusion.pipelines.model_index import (
     MODEL_INDEX_NAME,
-    SCHEDULER_CONFIG_NAME,
     SCHEDULER_COMPONENTS,
+    SCHEDULER_CONFIG_NAME,
     PipelineSettings,
     _read_json,
     model_index_dict,

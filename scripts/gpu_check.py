@@ -42,10 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny U-Net, one step: checks the code, measures nothing")
     args = parser.parse_args(argv)
 
-    import torch
-
-    from bench_cuda import TINY_BATCH, TINY_PRESET, bench_pipeline_autocast, bench_precision
     import bench_report as report
+    import torch
+    from bench_cuda import TINY_BATCH, TINY_PRESET, bench_pipeline_autocast, bench_precision
+
     from minifusion.pipelines import pretrained
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():

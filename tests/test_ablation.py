@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from minifusion.eval.ablation import (
-    AblationOptions, Column, TableSpec, run_folder, run_table, summarise, train_seconds_per_step, write_table,
+    AblationOptions,
+    Column,
+    TableSpec,
+    run_folder,
+    run_table,
+    summarise,
+    train_seconds_per_step,
+    write_table,
 )
 from minifusion.eval.ablation_tables import TABLES
 

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 import bench_cuda  # noqa: E402
-import bench_unet  # noqa: E402
 import bench_report as report  # noqa: E402
+import bench_unet  # noqa: E402
 from bench_measure import count_flops  # noqa: E402
 
 from minifusion import cli  # noqa: E402

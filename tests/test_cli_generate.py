@@ -6,9 +6,9 @@ import importlib.util
 
 import pytest
 from PIL import Image
+from test_pipeline import make_pipe
 
 from minifusion.cli import main
-from test_pipeline import make_pipe
 
 
 @pytest.fixture(scope="module")

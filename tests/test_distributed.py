@@ -115,9 +115,10 @@ def test_a_two_process_checkpoint_resumes_on_one_process(runs, tmp_path):
 # -- the Trainer under torchrun: NaN on one rank, a failed write on rank 0 --------------------------------
 def scenario(out: Path) -> None:
     """Run by each torchrun process: writes what it saw to OUT/rank{r}.json."""
+    from test_trainer import ToyVideos, make_config, make_model, task
+
     import minifusion.training.checkpointing as checkpointing
     from minifusion.training import Trainer
-    from test_trainer import ToyVideos, make_config, make_model, task
 
     torch.set_num_threads(1)
     ctx = distributed.init_distributed()
@@ -192,8 +193,9 @@ def test_nan_on_one_rank_and_a_failed_write_on_rank_0_stop_every_rank(tmp_path):
     assert not any("loss is nan" in w for w in rank1["warnings"])  # rank 0 alone warns
     assert [r["skipped"] for r in read_log(tmp_path / "skip" / "log.csv")] == [0, 1, 0, 0, 0, 0]
     # the same NaN in one process: the same skipped step and the same weights
-    from minifusion.training import Trainer
     from test_trainer import ToyVideos, make_config, make_model, task
+
+    from minifusion.training import Trainer
 
     cfg = make_config(steps=6, batch_size=4, grad_accum_steps=2, checkpoint_every=2, ema_decay=0.9)
     with pytest.warns(RuntimeWarning, match=r"step 2: loss is nan \(micro-batch 1, samples 12\.\.15\)"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from minifusion.nn import ConditionalGroupNorm
 from minifusion.models import InterpolationUNet, MaskedInterpolationUNet, UNet, UNetConfig
+from minifusion.nn import ConditionalGroupNorm
 
 TINY = dict(block_out_channels=(8, 16), layers_per_block=1, cross_attention_dim=8, attention_head_dim=8,
             norm_groups=2, sample_size=8, text_length=3)

@@ -25,9 +25,9 @@ from minifusion.models import (
 )
 from minifusion.pipeline import FusionFramesPipeline
 from minifusion.pipelines import PipelineSettings, interleave, interpolate_pass, pretrained, write_model_index
+from minifusion.pipelines import model_index as model_index_module
 from minifusion.pipelines.interpolation import pair_blend
 from minifusion.training.recipes.interpolation_eval import linear_blend
-from minifusion.pipelines import model_index as model_index_module
 
 CAPTIONS = ["a red circle moves right", "a blue square moves left"]
 UNET = dict(block_out_channels=(8, 16), layers_per_block=1, cross_attention_dim=16, attention_head_dim=8,

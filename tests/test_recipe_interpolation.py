@@ -26,13 +26,12 @@ from minifusion.training.recipes.interpolation import (
     build_interpolation_input,
     draw_sample_randomness,
     evaluate_interpolation,
-    linear_blend,
     split_clip_latents,
     task_from_recipe,
     train_interpolation,
     window_length,
 )
-from minifusion.training.recipes.interpolation_eval import evaluation_clips
+from minifusion.training.recipes.interpolation_eval import evaluation_clips, linear_blend
 from minifusion.training.recipes.mfi import (
     MFIRecipe,
     MFITask,

@@ -16,6 +16,7 @@ from minifusion.diffusion import DDPMScheduler
 from minifusion.models.keyframe_unet import KeyframeUNet, is_temporal_parameter
 from minifusion.models.unet import UNet
 from minifusion.training import per_sample_bernoulli, per_sample_noise, per_sample_randint, sample_generators
+from minifusion.training.randomness import seed_everything
 from minifusion.training.recipes import STAGES, load_recipe, train_autoencoder, train_t2i, train_text_encoder
 from minifusion.training.recipes import keyframes as kf
 from minifusion.training.recipes.keyframes import (
@@ -26,7 +27,6 @@ from minifusion.training.recipes.keyframes import (
     motion_targets,
     train_keyframes,
 )
-from minifusion.training.randomness import seed_everything
 
 TRAINING = {"steps": 3, "batch_size": 4, "checkpoint_every": 2, "log_every": 1, "device": "cpu"}
 TINY_AE = {"model": {"block_out_channels": [8, 16], "norm_groups": 4, "sample_size": 16},

@@ -7,14 +7,14 @@ import sys
 
 import pytest
 import torch
+from test_recipe_decoder import TINY_DECODER
+from test_recipe_interpolation import TINY_INTERP
+from test_recipe_keyframes import TINY_AE, TINY_KF, TINY_T2I, TINY_TE
 
 from minifusion.cli import main
 from minifusion.pipeline import FusionFramesPipeline
 from minifusion.training.recipes import train_all
 from minifusion.training.recipes.all_stages import NEEDS, ORDER, StageFailed, _train_side_by_side
-from test_recipe_decoder import TINY_DECODER
-from test_recipe_interpolation import TINY_INTERP
-from test_recipe_keyframes import TINY_AE, TINY_KF, TINY_T2I, TINY_TE
 
 TINY_ALL = {"text_encoder": TINY_TE, "autoencoder": TINY_AE, "t2i": TINY_T2I, "keyframes": {**TINY_KF, "motion_check_every": 0},
             "interpolation": {**TINY_INTERP, "data": {**TINY_INTERP["data"], "num_frames": 8}},

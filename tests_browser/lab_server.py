@@ -25,8 +25,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 # Front-end settings (JUPYTERLAB_SETTINGS_DIR): no news toast asking for consent, no update check.
 _USER_SETTINGS = {
@@ -145,7 +145,7 @@ class LabServer:
         env.update(self.extra_env)
         return env
 
-    def start(self) -> "LabServer":
+    def start(self) -> LabServer:
         env = self._prepare()
         for attempt in range(3):  # a free port can be taken between the probe and the bind
             self.port = free_port()
@@ -232,7 +232,7 @@ class LabServer:
             if left:
                 time.sleep(1)
 
-    def __enter__(self) -> "LabServer":
+    def __enter__(self) -> LabServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -36,7 +36,8 @@ and the x0 estimate is where dynamic thresholding acts (``thresholding=True``).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

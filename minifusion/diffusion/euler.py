@@ -19,7 +19,8 @@ training. The method is first order: its error halves when the steps double.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

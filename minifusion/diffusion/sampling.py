@@ -6,8 +6,9 @@ Pipelines write their own loop (guidance, conditioning, callbacks); this one tak
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

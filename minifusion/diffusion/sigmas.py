@@ -21,7 +21,8 @@ linear interpolation in t, and a sigma gets its timestep by linear interpolation
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

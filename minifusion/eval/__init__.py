@@ -23,6 +23,23 @@ Learned toy metrics (trained on Moving Shapes, shipped in ``data_samples/checkpo
 - ``evaluate``: ``python -m minifusion evaluate``, every metric of a pipeline.
 """
 
+from minifusion.eval.attribute_classifier import (
+    ATTRIBUTES,
+    AttributeClassifier,
+    AttributeClassifierConfig,
+    attribute_labels,
+    caption_accuracy,
+)
+from minifusion.eval.evaluate import evaluate_pipeline, prompt_grid
+from minifusion.eval.frechet import feature_frechet_distance, frechet_distance, gaussian_fit, sqrtm_psd
+from minifusion.eval.inception_score import inception_score
+from minifusion.eval.interpolation_metrics import (
+    format_interpolation_report,
+    frame_scores,
+    interpolation_bars,
+    summarize_interpolation,
+)
+from minifusion.eval.metric_data import ClipStream, labelled_clips, shuffle_frames
 from minifusion.eval.pixel_metrics import (
     background_color,
     background_flicker,
@@ -35,6 +52,9 @@ from minifusion.eval.pixel_metrics import (
     motion_direction,
     motion_report,
 )
+from minifusion.eval.text_video import TextVideoModel, TextVideoModelConfig, contrastive_loss
+from minifusion.eval.toy_metrics import EVAL_WEIGHTS_DIR, ToyMetrics, VideoMeasurements, prompt_attributes
+from minifusion.eval.video_encoder import NUM_FRAMES, VideoEncoder, frame_indices, prepare_video
 from minifusion.eval.video_metrics import (
     flicker_ratio,
     frame_difference,
@@ -45,26 +65,6 @@ from minifusion.eval.video_metrics import (
     temporal_error,
 )
 from minifusion.eval.video_metrics import psnr as video_psnr
-from minifusion.eval.interpolation_metrics import (
-    format_interpolation_report,
-    frame_scores,
-    interpolation_bars,
-    summarize_interpolation,
-)
-from minifusion.eval.video_encoder import NUM_FRAMES, VideoEncoder, frame_indices, prepare_video
-from minifusion.eval.attribute_classifier import (
-    ATTRIBUTES,
-    AttributeClassifier,
-    AttributeClassifierConfig,
-    attribute_labels,
-    caption_accuracy,
-)
-from minifusion.eval.frechet import feature_frechet_distance, frechet_distance, gaussian_fit, sqrtm_psd
-from minifusion.eval.inception_score import inception_score
-from minifusion.eval.text_video import TextVideoModel, TextVideoModelConfig, contrastive_loss
-from minifusion.eval.toy_metrics import EVAL_WEIGHTS_DIR, ToyMetrics, VideoMeasurements, prompt_attributes
-from minifusion.eval.metric_data import ClipStream, labelled_clips, shuffle_frames
-from minifusion.eval.evaluate import evaluate_pipeline, prompt_grid
 
 __all__ = [
     "flicker_ratio", "frame_difference", "gaussian_window", "reconstruction_report", "ssim", "ssim_map",

@@ -27,7 +27,14 @@ import torch
 from torch import nn
 
 from minifusion.data.vocabulary import (
-    BACKGROUND_NAMES, COLOR_NAMES, DIRECTION_NAMES, MOTIONS, NONE, SHAPES, SIZES, SPEEDS,
+    BACKGROUND_NAMES,
+    COLOR_NAMES,
+    DIRECTION_NAMES,
+    MOTIONS,
+    NONE,
+    SHAPES,
+    SIZES,
+    SPEEDS,
 )
 from minifusion.eval.video_encoder import FRAME_SIZE, NUM_FRAMES, VideoEncoder, prepare_video
 from minifusion.models.modeling_utils import ModelMixin

@@ -35,8 +35,8 @@ from minifusion.eval.pixel_metrics import (
     _difference,
     _to_unit,
     centroid_trajectory,
-    displacement,
     direction_name,
+    displacement,
 )
 
 MIN_AREA = 8  # pixels; smaller foreground specks are not objects

@@ -24,14 +24,13 @@ import json
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from minifusion.data import COLOR_NAMES, HELDOUT_COMBINATIONS, SHAPES, make_params, render_clip
 from minifusion.eval.pixel_metrics import background_flicker, dominant_color, motion_direction
-from minifusion.eval.toy_metrics import ToyMetrics, VideoMeasurements
+from minifusion.eval.toy_metrics import ToyMetrics
 from minifusion.eval.video_metrics import frame_difference, reconstruction_report, ssim
 
 FOUR_DIRECTIONS = ("left", "right", "up", "down")

@@ -120,7 +120,7 @@ class InterpolationUNet(UNet):
     # -- initialisation from the T2I model -----------------------------------------------------
     @classmethod
     def from_t2i(cls, unet: UNet, *, init: str = "slots", blend_path: bool | None = None,
-                 **config_overrides) -> "InterpolationUNet":
+                 **config_overrides) -> InterpolationUNet:
         """Copy ``unet``'s weights into an interpolator (module docstring: the two ``init`` designs).
 
         ``init="slots"``: every noisy slot gets the T2I input weights / n (the trunk sees their mean)
@@ -169,7 +169,7 @@ class InterpolationUNet(UNet):
         """The parameters that `freeze_spatial()` leaves trainable (see `is_new_parameter`)."""
         return [p for n, p in self.named_parameters() if self.is_new_parameter(n)]
 
-    def freeze_spatial(self) -> "InterpolationUNet":
+    def freeze_spatial(self) -> InterpolationUNet:
         """Only the new parts stay trainable. (FusionFrames trains the whole interpolator; this is
         for experiments.)"""
         for name, p in self.named_parameters():

@@ -186,7 +186,7 @@ class KeyframeUNet(UNet):
             norm_groups=cfg.norm_groups, embed_dim=self.time_embed_dim, frame_text=cfg.temporal_text_per_frame))
 
     @classmethod
-    def from_t2i(cls, unet: UNet, temporal: str = "conv1d_attn1d_blocks", **config_overrides) -> "KeyframeUNet":
+    def from_t2i(cls, unet: UNet, temporal: str = "conv1d_attn1d_blocks", **config_overrides) -> KeyframeUNet:
         """A keyframe model whose spatial weights are a copy of ``unet``'s.
 
         ``config_overrides`` sets the new config fields (``temporal_head_dim``, ``num_frames``, ...).
@@ -218,7 +218,7 @@ class KeyframeUNet(UNet):
         """The parameters that `freeze_spatial()` leaves trainable (see `is_new_parameter`)."""
         return [p for n, p in self.named_parameters() if self.is_new_parameter(n)]
 
-    def freeze_spatial(self) -> "KeyframeUNet":
+    def freeze_spatial(self) -> KeyframeUNet:
         """Only the temporal parts (and frame-position embedding) stay trainable."""
         for name, p in self.named_parameters():
             p.requires_grad_(self.is_new_parameter(name))

@@ -59,7 +59,7 @@ class MaskedInterpolationUNet(KeyframeUNet):
         self.null_encoder_hidden_states = nn.Parameter(torch.zeros(1, cfg.null_context_length, cfg.cross_attention_dim))
 
     @classmethod
-    def from_t2i(cls, unet: UNet, temporal: str = "conv1d_attn1d_blocks", **config_overrides) -> "MaskedInterpolationUNet":
+    def from_t2i(cls, unet: UNet, temporal: str = "conv1d_attn1d_blocks", **config_overrides) -> MaskedInterpolationUNet:
         """Copy ``unet``'s weights; the input conv is widened from 4 to 9 channels with zeros."""
         latent = unet.config.in_channels
         if unet.config.out_channels != latent:

@@ -147,7 +147,13 @@ def moving_shapes_vocabulary() -> tuple[str, ...]:
     """
     from minifusion.data.captions import caption_for
     from minifusion.data.vocabulary import (
-        BACKGROUND_NAMES, COLOR_NAMES, DIRECTION_NAMES, MOTIONS, SHAPES, SIZES, SPEEDS,
+        BACKGROUND_NAMES,
+        COLOR_NAMES,
+        DIRECTION_NAMES,
+        MOTIONS,
+        SHAPES,
+        SIZES,
+        SPEEDS,
     )
 
     captions = []

@@ -21,8 +21,8 @@ from minifusion.viz.convert import (
 )
 from minifusion.viz.drawing import (
     compare_frame_indices,
-    compare_times,
     compare_timeline,
+    compare_times,
     draw_compare_frame,
     draw_denoising_step,
     draw_frame,

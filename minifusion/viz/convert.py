@@ -17,7 +17,8 @@ declared as [0, 1] is not caught and shows too dark.
 from __future__ import annotations
 
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from einops import rearrange

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import functools
 import io
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from einops import rearrange

@@ -13,14 +13,15 @@ cached.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from minifusion.viz.convert import check_labels, to_bfhwc_uint8
 from minifusion.viz.drawing import (
-    compare_times,
     compare_timeline,
+    compare_times,
     draw_compare_frame,
     draw_denoising_step,
     png_bytes,

@@ -34,7 +34,6 @@ from minifusion.training.recipes.common import (
 from minifusion.training.recipes.decoder import DecoderRecipe, train_decoder
 from minifusion.training.recipes.interpolation import InterpolationRecipe, evaluate_interpolation, train_interpolation
 from minifusion.training.recipes.keyframes import KeyframesRecipe, train_keyframes
-from minifusion.training.recipes.text_encoder import TextEncoderOptions, TextEncoderRecipe, train_text_encoder
 from minifusion.training.recipes.mfi import MFIRecipe, mfi_interpolate_pass, train_mfi
 from minifusion.training.recipes.t2i import (
     T2IRecipe,
@@ -44,6 +43,7 @@ from minifusion.training.recipes.t2i import (
     save_sample_grid,
     train_t2i,
 )
+from minifusion.training.recipes.text_encoder import TextEncoderOptions, TextEncoderRecipe, train_text_encoder
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ round trip (the ceiling), for pass 1 and pass 2.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import time
 from collections.abc import Callable
@@ -42,9 +41,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch.utils.data import Dataset
 
-from minifusion.diffusion import DDIMScheduler, DDPMScheduler, sample_range_from_data
+from minifusion.diffusion import DDPMScheduler, sample_range_from_data
 from minifusion.models.interpolation_unet import INITS, InterpolationUNet
-from minifusion.pipelines.interpolation import interpolate_pass, pair_conditioning
+from minifusion.pipelines.interpolation import pair_conditioning
 from minifusion.pipelines.model_index import (
     DEFAULT_SAMPLER_CLASS,
     MODEL_INDEX_NAME,
@@ -59,18 +58,23 @@ from minifusion.training.latent_cache import LatentCache, dataset_description
 from minifusion.training.precision import resolve_device
 from minifusion.training.randomness import per_sample_bernoulli, per_sample_noise, per_sample_randint, seed_everything
 from minifusion.training.recipes.common import (
-    METRICS_NAME, RECIPE_NAME, DataOptions, build_clips, cache_dir, prepare_recipe, psnr, recipe_to_dict, run_dir,
+    METRICS_NAME,
+    RECIPE_NAME,
+    DataOptions,
+    build_clips,
+    cache_dir,
+    prepare_recipe,
+    recipe_to_dict,
+    run_dir,
     write_json,
 )
-from minifusion.training.trainer import Trainer
 
 # evaluation lives in its own module; re-exported here for ``from ...interpolation import evaluate_interpolation``
 from minifusion.training.recipes.interpolation_eval import (  # noqa: E402
     evaluate_interpolation,
-    linear_blend,
-    mfi_or_fusionframes,
     save_interpolation_figure,
 )
+from minifusion.training.trainer import Trainer
 
 STAGE = "interpolation"
 

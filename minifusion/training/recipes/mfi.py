@@ -38,7 +38,11 @@ from minifusion.pipelines.denoising import autocast_context, denoise, randn
 from minifusion.training.config import TrainingConfig
 from minifusion.training.distributed import finish_stage
 from minifusion.training.recipes.interpolation import (
-    InterpolationRecipe, InterpolationTask, run_interpolation_stage, task_from_recipe, window_length,
+    InterpolationRecipe,
+    InterpolationTask,
+    run_interpolation_stage,
+    task_from_recipe,
+    window_length,
 )
 from minifusion.training.recipes.interpolation import _default_training as _interpolation_training
 

@@ -41,7 +41,7 @@ from torch import nn
 from minifusion.data.caption_corpus import TWO_SHAPE_FRACTION, CaptionCorpus
 from minifusion.models.modeling_utils import WEIGHTS_NAME
 from minifusion.models.text_encoder import TextEncoder, TextEncoderConfig
-from minifusion.models.tokenizer import PAD_ID, UNK_ID, Tokenizer, moving_shapes_vocabulary
+from minifusion.models.tokenizer import UNK_ID, Tokenizer, moving_shapes_vocabulary
 from minifusion.training.config import TrainingConfig
 from minifusion.training.distributed import finish_stage
 from minifusion.training.randomness import sample_generators, seed_everything
