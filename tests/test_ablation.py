@@ -115,7 +115,7 @@ def test_ablate_command_line_errors(tmp_path, capsys):
     assert f"base pipeline folder '{tmp_path / 'nope'}' does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["ablate", "table1", "--seeds", "0"])
-    assert "must be a positive integer, got '0'" in capsys.readouterr().err
+    assert "'0' must be an integer >= 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["ablate", "table1", "--figure", "--figure-seed", "-1"])
     assert "'-1' must be an integer >= 0" in capsys.readouterr().err

@@ -233,7 +233,9 @@ def test_bad_arguments_are_a_clear_error(args, named, capsys):
 
 
 def test_outside_a_checkout_is_a_clear_error(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "_benchmarks_dir", lambda: tmp_path / "benchmarks")
+    from minifusion.cli import bench as bench_command
+
+    monkeypatch.setattr(bench_command, "_benchmarks_dir", lambda: tmp_path / "benchmarks")
     assert cli.main(["bench", "--quick"]) == 2
     err = capsys.readouterr().err
     assert "source checkout" in err and str(tmp_path / "benchmarks") in err

@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from minifusion.cli import _nonnegative_int
+from minifusion import argtypes
 
 ABLATION_BASE = "moving-shapes"  # the shipped pipeline with the paper's keyframe design: the tables' base
 
@@ -28,16 +28,6 @@ the hardware and the command, the training cost per step, and list the runs stil
 
 Example: python -m minifusion ablate table3 --steps 600 --seeds 3 --out results
 """
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
@@ -78,7 +68,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_ablate_parser(sub) -> None:
+def add_parser(sub) -> None:
     from minifusion.eval.ablation_tables import TABLES
 
     p = sub.add_parser("ablate", help="re-run the paper's Table 1, 2 or 3 at toy scale (resumable)",
@@ -86,20 +76,20 @@ def add_ablate_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("table", choices=sorted(TABLES), help="which table")
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
-    p.add_argument("--steps", type=_positive_int, default=None,
+    p.add_argument("--steps", type=argtypes.positive_int, default=None,
                    help="training steps per run (default: the table's: "
                         + ", ".join(f"{k} {s.default_steps}" for k, s in sorted(TABLES.items())) + ")")
-    p.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..K-1 per variant (default 3)")
+    p.add_argument("--seeds", type=argtypes.positive_int, default=3, help="seeds 0..K-1 per variant (default 3)")
     p.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                    help="only these variants (default: all of the table's)")
     p.add_argument("--base", type=Path, default=None, metavar="DIR",
                    help="pipeline folder with the frozen parts every run starts from (default: the shipped "
                         f"{ABLATION_BASE}, the paper's design, which results/ was measured on)")
-    p.add_argument("--num-videos", type=_positive_int, default=28, help="generated videos per run (table 1)")
-    p.add_argument("--num-clips", type=_positive_int, default=16, help="held-out clips per run (tables 2 and 3)")
-    p.add_argument("--eval-steps", type=_positive_int, default=25, help="sampling steps of the evaluation")
+    p.add_argument("--num-videos", type=argtypes.positive_int, default=28, help="generated videos per run (table 1)")
+    p.add_argument("--num-clips", type=argtypes.positive_int, default=16, help="held-out clips per run (tables 2 and 3)")
+    p.add_argument("--eval-steps", type=argtypes.positive_int, default=25, help="sampling steps of the evaluation")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--threads", type=_positive_int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=argtypes.positive_int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--table-only", action="store_true",
                    help="only write OUT/TABLE.md and .json from the runs already finished (train and evaluate "
@@ -107,7 +97,7 @@ def add_ablate_parser(sub) -> None:
     p.add_argument("--figure", action="store_true",
                    help="also draw OUT/TABLE.png: what each variant of one seed produces (needs the runs' weights "
                         "on this machine; only result.json is committed)")
-    p.add_argument("--figure-seed", type=_nonnegative_int, default=None, metavar="K",
+    p.add_argument("--figure-seed", type=argtypes.nonnegative_int, default=None, metavar="K",
                    help="the seed --figure draws (default: of the seeds whose runs all have their weights here, "
                         "the one with the most runs)")
     p.set_defaults(func=cmd_ablate)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from minifusion.argtypes import int_at_least
+from minifusion import argtypes
 
 PROBE_HELP = """\
 What it prints: for held-out captions of the Moving Shapes grammar, the accuracy of a linear probe
@@ -58,7 +58,7 @@ def cmd_probe_text(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_probe_text_parser(sub) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser("probe-text", help="linear probes: which caption words a text encoder keeps",
                        description=cmd_probe_text.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog=PROBE_HELP + "\n\nExamples:\n  python -m minifusion probe-text --checkpoint runs/shapes\n"
@@ -70,9 +70,9 @@ def add_probe_text_parser(sub) -> None:
                    help="a second encoder probed beside it (default: the shipped pipeline's, when --checkpoint "
                         "is another one)")
     p.add_argument("--no-compare", action="store_true", help="probe --checkpoint alone")
-    p.add_argument("--num-train", type=int_at_least(10), default=3000, metavar="N",
+    p.add_argument("--num-train", type=argtypes.int_at_least(10), default=3000, metavar="N",
                    help="captions the probes are fitted on, per group (default 3000)")
-    p.add_argument("--num-test", type=int_at_least(10), default=1000, metavar="N",
+    p.add_argument("--num-test", type=argtypes.int_at_least(10), default=1000, metavar="N",
                    help="held-out captions scored, per group (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="caption seed (default 0)")
     p.add_argument("--json", default=None, metavar="FILE",
