@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from minifusion.diffusion import DDIMScheduler, DDPMScheduler, classifier_free_guidance
+from minifusion.diffusion import DDIMScheduler, DDPMScheduler, classifier_free_guidance, sample_loop
 from minifusion.models.autoencoder import Autoencoder
 from minifusion.models.text_encoder import TextEncoder
 from minifusion.models.tokenizer import Tokenizer
@@ -56,7 +56,6 @@ from minifusion.training.recipes.common import (
     write_json,
 )
 from minifusion.training.trainer import Trainer
-from minifusion.viz.progress import progress_bar
 
 STAGE = "t2i"
 DEFAULT_PROMPTS = ("a red circle moves right", "a blue square moves left", "a green triangle moves up",
@@ -240,16 +239,18 @@ def sample_t2i(unet: UNet, text_encoder: TextEncoder, autoencoder: Autoencoder, 
     guided = guidance_scale != 1.0
     text = torch.cat([cond, uncond.to(cond)]) if guided else cond  # (2B or B, L, D)
     text_mask = torch.cat([cond_mask, uncond_mask.to(cond_mask.device)]) if guided else cond_mask
-    x = torch.randn((b, unet.config.in_channels, size, size), generator=generator).to(device)
-    scheduler.set_timesteps(num_inference_steps, device=device)
-    x = x * scheduler.init_noise_sigma
-    for t in progress_bar(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
-        model_input = torch.cat([x, x]) if guided else x
-        out = unet(scheduler.scale_model_input(model_input, t), t, text.to(device), text_mask.to(device))
-        if guided:
-            out_cond, out_uncond = out.chunk(2)
-            out = classifier_free_guidance(out_uncond, out_cond, guidance_scale)
-        x = scheduler.step(out, t, x).prev_sample
+    noise = torch.randn((b, unet.config.in_channels, size, size), generator=generator).to(device)
+    text, text_mask = text.to(device), text_mask.to(device)
+
+    def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = unet(torch.cat([x, x]) if guided else x, t, text, text_mask)
+        if not guided:
+            return out
+        out_cond, out_uncond = out.chunk(2)
+        return classifier_free_guidance(out_uncond, out_cond, guidance_scale)
+
+    # generator: the starting noise only (a stochastic scheduler draws its step noise from torch's global one)
+    x = sample_loop(model_fn, scheduler, noise, num_inference_steps=num_inference_steps, progress=progress).sample
     return autoencoder.decode(x.to(next(autoencoder.parameters()).device)).clamp(-1, 1)
 
 
