@@ -18,7 +18,7 @@ shape, the shipped attribute classifier:
 3. the same checks as 1 on 113-frame videos (two passes; ``--long-videos N``, default 16: each
    direction twice).
 
-Bars (the motion issue): colour and shape >= 90%, direction >= 80% on the axis directions and
+Bars (the motion targets, docs/motion.md): colour and shape >= 90%, direction >= 80% on the axis directions and
 >= 50% on the diagonals, steady >= 70% at 29 frames and >= 60% at 113 frames.
 
     python benchmarks/bench_quality.py                       # the shipped checkpoint

@@ -1,4 +1,4 @@
-"""The issue-6 targets and the printed tables of ``python -m minifusion bench``.
+"""The speed and memory targets and the printed tables of ``python -m minifusion bench``.
 
 Each target is a ratio or a measurement with a bound; ``judge`` turns a run's results into
 ``{"name", "value", "op", "bound", "unit", "met"}`` rows, and ``verdict`` prints one as

@@ -26,7 +26,7 @@ from bench_measure import count_flops, median_seconds, synchronize
 
 from minifusion.models import KeyframeUNet, KeyframeUNetConfig
 
-DEFAULT_BATCH = (4, 4, 8, 16, 16)  # (B, C, F, H, W) of the issue
+DEFAULT_BATCH = (4, 4, 8, 16, 16)  # (B, C, F, H, W): 4 videos of 8 frames of 4x16x16 latents
 DEFAULT_TEXT_LENGTH = 8
 
 

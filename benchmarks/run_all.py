@@ -1,4 +1,4 @@
-"""Every benchmark of issue 6 in one run: tables on stdout, all figures in one JSON file.
+"""Every speed and memory benchmark in one run: tables on stdout, all figures in one JSON file.
 
     .venv/bin/python -m minifusion bench [--json FILE] [--quick] [--no-peers] [--checkpoint DIR] [--threads N]
     .venv/bin/python benchmarks/run_all.py --quick            # the same, from the checkout

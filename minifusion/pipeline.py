@@ -17,6 +17,8 @@ Every random draw comes from ``generator`` (CPU): the same seed gives the same v
 (the package's channels-first video layout; give ``value_range=(0, 1)`` to ``minifusion.viz``);
 "pil" a list (per video) of lists (per frame) of PIL images; "latent" the latents (B, 4, F, h, w).
 The folder layout is described in ``minifusion.pipelines.model_index``.
+
+Taught in notebook 11 (notebooks/11_full_pipeline.ipynb).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
+from minifusion.checks import check_int, check_number, check_one_of
 from minifusion.diffusion import (
     BaseScheduler,
     DDIMScheduler,
@@ -251,15 +254,12 @@ class FusionFramesPipeline:
         prompts = check_prompts(prompt)
         if negative_prompt is not None:
             check_negative_prompt(negative_prompt, len(prompts))
-        if isinstance(num_keyframes, bool) or not isinstance(num_keyframes, int) or num_keyframes < 2:
-            raise ValueError(f"num_keyframes must be an int >= 2 (interpolation needs pairs), got {num_keyframes!r}")
-        if isinstance(interpolation_passes, bool) or interpolation_passes not in (0, 1, 2):
-            raise ValueError(f"interpolation_passes {interpolation_passes!r} is not one of 0, 1, 2")
+        check_int("num_keyframes", num_keyframes, minimum=2, note="(interpolation needs pairs)")
+        check_one_of("interpolation_passes", interpolation_passes, (0, 1, 2))
         if interpolation_passes and self.interpolation_unet is None:
             raise ValueError(f"interpolation_passes={interpolation_passes} needs an interpolation_unet; this "
                              "pipeline has none (train the interpolation stage, or pass interpolation_passes=0)")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type {output_type!r} is not one of {', '.join(map(repr, OUTPUT_TYPES))}")
+        check_one_of("output_type", output_type, OUTPUT_TYPES)
         if decoder is not None and decoder not in DECODERS:
             raise ValueError(f"decoder {decoder!r} is not one of 'image', 'video' or None")
         if decoder == "video" and self.video_decoder is None:
@@ -339,8 +339,7 @@ class FusionFramesPipeline:
         if dynamic_thresholding is not None and not isinstance(dynamic_thresholding, bool):
             raise ValueError(f"dynamic_thresholding {dynamic_thresholding!r} is not allowed; it must be True, False "
                              "or None (the pipeline's setting)")
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:  # NaN fails too
-            raise ValueError(f"eta must be a number in [0, 1] (DDIM's; DDPM ignores it), got {eta!r}")
+        check_number("eta", eta, minimum=0, maximum=1, note="(DDIM's; DDPM ignores it)")
         if callback_on_step_end is not None and not callable(callback_on_step_end):
             raise ValueError("callback_on_step_end must be callable as fn(pipe, step_index, timestep, callback_kwargs) "
                              f"or None, got {type(callback_on_step_end).__name__}")

@@ -84,9 +84,9 @@ def test_summary_matches_the_statistics_module_and_skips_missing_values():
 
 def test_bad_arguments_name_the_value(tmp_path, base):
     spec = _spec([])
-    with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="steps 0 is not allowed; it must be an integer >= 1"):
         run_table(spec, out=tmp_path, base=base, steps=0)
-    with pytest.raises(ValueError, match="seeds must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="seeds 0 is not allowed; it must be an integer >= 1"):
         run_table(spec, out=tmp_path, base=base, seeds=0)
     with pytest.raises(ValueError, match=r"variants \['c'\] are not in tableX; allowed: \['a', 'b'\]"):
         run_table(spec, out=tmp_path, base=base, variants=("c",))

@@ -1,4 +1,4 @@
-"""Determinism on the CPU (issue 7, part 4; docs/determinism.md): the same seed gives byte-identical videos in
+"""Determinism on the CPU (docs/determinism.md): the same seed gives byte-identical videos in
 two runs and in two separate processes, different seeds differ, and training with the same seed writes
 byte-identical weights in another process. Every process here uses one torch thread: the thread count is part
 of "the same settings" (docs/determinism.md shows why).

@@ -87,10 +87,10 @@ def test_steps_offset_past_the_end_raises():
         (dict(prediction_type="x0"), "prediction_type 'x0' is not one of 'epsilon', 'v_prediction', 'sample'"),
         (dict(timestep_spacing="uniform"), "'uniform' is not one of 'leading', 'trailing', 'linspace'"),
         (dict(beta_schedule="cosine"), "beta_schedule 'cosine' is not one of"),
-        (dict(clip_sample_range=0.0), "clip_sample_range must be a finite number > 0, got 0.0"),
+        (dict(clip_sample_range=0.0), "clip_sample_range 0.0 is not allowed; it must be a finite number > 0"),
         (dict(thresholding=True, clip_sample_range=4.0, sample_max_value=1.0), "sample_max_value"),
-        (dict(dynamic_thresholding_ratio=1.5), "dynamic_thresholding_ratio must be in"),
-        (dict(steps_offset=-1), "steps_offset must be an int >= 0, got -1"),
+        (dict(dynamic_thresholding_ratio=1.5), r"dynamic_thresholding_ratio 1.5 is not allowed; .* in \(0, 1\]"),
+        (dict(steps_offset=-1), "steps_offset -1 is not allowed; it must be an integer >= 0"),
         (dict(clip_sample="yes"), "clip_sample must be True or False"),
     ],
 )
@@ -106,7 +106,7 @@ def test_bad_variance_type_and_eta_raise():
     s = DDIMScheduler()
     s.set_timesteps(10)
     x = torch.zeros(1, 2)
-    with pytest.raises(ValueError, match="eta must be a number in \\[0, 1\\], got -0.5"):
+    with pytest.raises(ValueError, match="eta -0.5 is not allowed; it must be a number in \\[0, 1\\]"):
         s.step(x, s.timesteps[0], x, eta=-0.5)
 
 

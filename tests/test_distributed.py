@@ -1,4 +1,4 @@
-"""Multi-process training (issue 7, part 1): ``torchrun`` with 2 CPU processes (gloo) ends with the weights of
+"""Multi-process training: ``torchrun`` with 2 CPU processes (gloo) ends with the weights of
 one process with the same global batch and seed, to 1e-5; NaNs and failed checkpoint writes on one rank stop or
 skip every rank alike; a checkpoint written by 2 processes resumes on 1.
 

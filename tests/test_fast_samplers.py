@@ -206,7 +206,7 @@ def test_dpm_solver_keeps_a_history_and_set_timesteps_resets_it():
     (EulerDiscreteScheduler, dict(use_karras_sigmas=None), "use_karras_sigmas must be True or False, got None"),
     (EulerDiscreteScheduler, dict(final_sigmas_type=0), "final_sigmas_type 0 is not one of"),
     (EulerDiscreteScheduler, dict(beta_schedule="cosine"), "beta_schedule"),
-    (EulerDiscreteScheduler, dict(steps_offset=-1), "steps_offset must be an int >= 0, got -1"),
+    (EulerDiscreteScheduler, dict(steps_offset=-1), "steps_offset -1 is not allowed; it must be an integer >= 0"),
     (EulerDiscreteScheduler, dict(thresholding="yes"), "thresholding must be True or False"),
 ])
 def test_bad_constructor_arguments_name_the_value_and_what_is_allowed(cls, kwargs, message):

@@ -1,4 +1,4 @@
-"""Faults during ``python -m minifusion train`` (issue 7, part 2): no crash, kill or failed write loses work.
+"""Faults during ``python -m minifusion train``: no crash, kill or failed write loses work.
 
 - a training process killed with SIGKILL mid-run (and one killed inside a checkpoint write), restarted with
   ``--resume``, ends with exactly the weights of an uninterrupted run, and no half-written checkpoint counts;

@@ -267,7 +267,7 @@ def test_motion_biased_attention_adds_the_displaced_path_bias_to_full_attention(
     with pytest.raises(ValueError, match=r"MotionBiasedAttention needs text tokens \(B, L, 6\)"):
         fresh(x, None, None)
     for bad in (0, -1.0, float("inf"), True, "1"):
-        with pytest.raises(ValueError, match=f"locality {bad!r} is not allowed; it must be a positive number"):
+        with pytest.raises(ValueError, match=f"locality {bad!r} is not allowed; it must be a finite number > 0"):
             MotionBiasedAttention(8, 6, head_dim=4, norm_groups=2, locality=bad)
 
 

@@ -159,7 +159,7 @@ def test_report_and_bad_input(moves):
     with pytest.raises(ValueError, match="threshold 2.0 is not allowed"):
         foreground_mask(video, threshold=2.0)
     for fn in (dominant_color, centroid_trajectory, motion_direction, background_flicker):
-        with pytest.raises(ValueError, match=r"threshold -0.1 is not allowed; it must be in \(0, 1\)"):
+        with pytest.raises(ValueError, match=r"threshold -0.1 is not allowed; it must be a number in \(0, 1\)"):
             fn(video, threshold=-0.1)
     with pytest.raises(ValueError, match="one colour and one direction per video"):
         motion_report(video[:2], ["red"], ["left", "right"])

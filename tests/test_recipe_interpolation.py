@@ -470,7 +470,7 @@ def test_mfi_training_input_matches_mfi_interpolate_pass():
 @pytest.mark.parametrize("recipe_class, config, message", [
     (InterpolationRecipe, {"max_perturbation": 1000}, "max_perturbation 1000 must be below num_train_timesteps 1000"),
     (InterpolationRecipe, {"max_perturbation": -1}, "max_perturbation -1 is not allowed"),
-    (InterpolationRecipe, {"fine_fraction": 1.5}, r"fine_fraction 1.5 is not allowed; it must be in \[0, 1\]"),
+    (InterpolationRecipe, {"fine_fraction": 1.5}, r"fine_fraction 1.5 is not allowed; it must be a number in \[0, 1\]"),
     (InterpolationRecipe, {"keyframe_dropout": -0.1}, "keyframe_dropout -0.1 is not allowed"),
     (InterpolationRecipe, {"frames_per_pair": 0}, "frames_per_pair 0 is not allowed"),
     (InterpolationRecipe, {"eval_guidance_scale": -1}, "eval_guidance_scale -1 is not allowed"),

@@ -355,7 +355,7 @@ def test_needs_the_earlier_stages(tmp_path):
 
 @pytest.mark.parametrize("config, message", [
     ({"temporal": "conv2d"}, r"temporal 'conv2d' is not one of 'conv1d_attn1d_layers'"),
-    ({"caption_dropout": 1.0}, r"caption_dropout 1.0 is not allowed; it must be in \[0, 1\)"),
+    ({"caption_dropout": 1.0}, r"caption_dropout 1.0 is not allowed; it must be a number in \[0, 1\)"),
     ({"latent_range_quantile": 0}, r"latent_range_quantile 0 is not allowed"),
     ({"motion_check_every": -1}, "motion_check_every -1 is not allowed; it must be an integer >= 0"),
     ({"motion_samples_per_prompt": 0}, "motion_samples_per_prompt 0 is not allowed"),
@@ -373,7 +373,7 @@ def test_needs_the_earlier_stages(tmp_path):
     ({"spatiotemporal_motion_bias": 1}, "spatiotemporal_motion_bias 1 is not allowed; it must be true or false"),
     ({"spatiotemporal_motion_bias": True}, "spatiotemporal_motion_bias needs spatiotemporal_attention_size > 0"),
     ({"loss_weighting": "snr"}, "loss_weighting 'snr' is not allowed; it must be one of 'epsilon', 'v'"),
-    ({"loss_weight_cap": 0.5}, "loss_weight_cap 0.5 is not allowed; it must be a number >= 1"),
+    ({"loss_weight_cap": 0.5}, "loss_weight_cap 0.5 is not allowed; it must be a finite number >= 1"),
     ({"temporal_text_pooling": 1}, "temporal_text_pooling 1 is not allowed; it must be true or false"),
     ({"temporal_text_per_frame": "no"}, "temporal_text_per_frame 'no' is not allowed; it must be true or false"),
     ({"init_from": "/no/such/folder"}, "init_from '/no/such/folder' is not a saved keyframe_unet folder"),

@@ -8,6 +8,8 @@ pairs included, because text pretraining knows nothing of which pairs a video sp
 
 ``random_attributes(rng)`` draws one caption's attributes; ``CaptionCorpus`` is an indexed dataset
 whose item i (``{"caption": str, "attributes": dict}``) is a pure function of (seed, i).
+
+Taught in notebook 05 (notebooks/05_unet_blocks.ipynb).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Dataset
 
+from minifusion.checks import check_number, positive_int
 from minifusion.data.captions import caption_for, parse_caption
 from minifusion.data.vocabulary import (
     BACKGROUND_NAMES,
@@ -65,10 +68,8 @@ class CaptionCorpus(Dataset):
 
     def __init__(self, length: int = 100_000, *, seed: int = 0, two_shape_fraction: float = TWO_SHAPE_FRACTION,
                  captions: list[str] | None = None) -> None:
-        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-            raise ValueError(f"length {length!r} is not allowed; it must be an integer >= 1")
-        if not 0.0 <= two_shape_fraction <= 1.0:
-            raise ValueError(f"two_shape_fraction {two_shape_fraction!r} is not allowed; it must be in [0, 1]")
+        positive_int("length", length)
+        check_number("two_shape_fraction", two_shape_fraction, minimum=0, maximum=1)
         if captions is not None and (not captions or not all(isinstance(c, str) and c.strip() for c in captions)):
             raise ValueError("captions must be a non-empty list of non-empty strings")
         self.length, self.seed, self.two_shape_fraction = length, int(seed), float(two_shape_fraction)

@@ -12,6 +12,8 @@ the others add one or two words::
 
 A caption only says what the clip shows: no "rotates" for a circle (`caption_for` refuses it),
 and the direction of a bounce or the spin of a rotation is an attribute, not a caption word.
+
+Taught in notebook 01 (notebooks/01_moving_shapes.ipynb).
 """
 
 from __future__ import annotations

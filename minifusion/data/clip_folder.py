@@ -19,6 +19,8 @@ start of the clip, centre-crops them to a square, resizes them to `size` and ret
 same dict as `MovingShapes`: ``video`` (C, F, H, W) float32 in [-1, 1], ``caption`` and
 ``attributes`` (empty, or the attributes a Moving Shapes caption states, with
 ``parse_captions=True``). Clips are decoded when an item is read.
+
+Taught in notebook 01 (notebooks/01_moving_shapes.ipynb).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import torch
 from PIL import Image, ImageSequence
 from torch.utils.data import Dataset
 
+from minifusion.checks import check_int
 from minifusion.data.captions import parse_caption
 from minifusion.data.clips import check_clip_length
 
@@ -124,9 +127,7 @@ class ClipFolder(Dataset):
         if not self.root.is_dir():
             raise FileNotFoundError(f"clip folder {self.root} does not exist or is not a folder")
         self.num_frames, self.frame_skip = check_clip_length(num_frames, frame_skip)
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
-            raise ValueError(f"size {size!r} is not allowed; it must be an integer >= 8 (pixels)")
-        self.size = int(size)
+        self.size = check_int("size", size, minimum=8, numpy=True, note="(pixels)")
         captions_path = Path(captions_file)
         if not captions_path.is_absolute():
             captions_path = self.root / captions_path

@@ -15,6 +15,8 @@
 Speeds are relative to the clip's span (a "normal" move crosses 38% of the frame over the
 clip), so a clip looks the same at any frame_skip; rendering it at other times (the frames
 between keyframes) follows the same trajectory.
+
+Taught in notebook 01 (notebooks/01_moving_shapes.ipynb).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import math
 
 import numpy as np
 
+from minifusion.checks import check_int
 from minifusion.data.captions import caption_for
 from minifusion.data.render import OUTER_RADIUS, ClipParams, ShapeTrack, shape_extent
 from minifusion.data.vocabulary import (
@@ -47,10 +50,8 @@ WALL_OVERLAP = 0.012  # a bouncing shape reaches this far past the wall (~1 px a
 
 def check_clip_length(num_frames: object, frame_skip: object) -> tuple[int, int]:
     """Validate the time grid of a clip: num_frames >= 2 and frame_skip >= 1, both ints."""
-    for name, value, low in (("num_frames", num_frames, 2), ("frame_skip", frame_skip, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} {value!r} is not allowed; it must be an integer >= {low}")
-    return int(num_frames), int(frame_skip)
+    return (check_int("num_frames", num_frames, minimum=2, numpy=True),
+            check_int("frame_skip", frame_skip, minimum=1, numpy=True))
 
 
 def make_params(

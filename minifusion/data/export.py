@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from minifusion.checks import positive_int
 from minifusion.data.clips import make_params
 from minifusion.data.moving_shapes import MovingShapes
 from minifusion.data.render import render_clip
@@ -55,8 +56,7 @@ def export_samples(
     The first 12 are the fixed mix `SAMPLE_CLIPS` (the sixth shows a held-out pair); any more
     come from `MovingShapes("train", seed=seed)`.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n {n!r} is not an integer >= 1")
+    positive_int("n", n)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     extra = MovingShapes("train", num_frames=num_frames, size=size, frame_skip=frame_skip, seed=seed)

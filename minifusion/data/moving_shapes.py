@@ -17,6 +17,8 @@ DataLoader collate works. `times` are the frame times in source frames (k * fram
 
 Splits: "train" and "val" use the same (colour, shape) pairs with different random
 streams; "heldout" shows only `HELDOUT_COMBINATIONS`, which train and val never show.
+
+Taught in notebook 01 (notebooks/01_moving_shapes.ipynb).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from minifusion.checks import check_int, check_number
 from minifusion.data.clips import check_clip_length, make_params
 from minifusion.data.render import ClipParams, render_clip
 from minifusion.data.vocabulary import (
@@ -83,19 +86,11 @@ class MovingShapes(Dataset):
     ) -> None:
         self.split = check_choice("split", split, SPLITS)
         self.num_frames, self.frame_skip = check_clip_length(num_frames, frame_skip)
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
-            raise ValueError(f"size {size!r} is not allowed; it must be an integer >= 8 (pixels)")
-        self.size = int(size)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed {seed!r} is not allowed; it must be an integer >= 0")
-        self.seed = int(seed)
+        self.size = check_int("size", size, minimum=8, numpy=True, note="(pixels)")
+        self.seed = check_int("seed", seed, minimum=0, numpy=True)
         length = DEFAULT_LENGTH[split] if length is None else length
-        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
-            raise ValueError(f"length {length!r} is not allowed; it must be an integer >= 1")
-        self.length = int(length)
-        if not isinstance(simple_fraction, (int, float)) or not 0.0 <= simple_fraction <= 1.0:
-            raise ValueError(f"simple_fraction {simple_fraction!r} is not allowed; it must be in [0, 1]")
-        self.simple_fraction = float(simple_fraction)
+        self.length = check_int("length", length, minimum=1, numpy=True)
+        self.simple_fraction = float(check_number("simple_fraction", simple_fraction, minimum=0, maximum=1))
         self.colors = check_choices("colors", colors, COLOR_NAMES) or COLOR_NAMES
         self.shapes = check_choices("shapes", shapes, SHAPES) or SHAPES
         self.motions = check_choices("motions", motions, MOTIONS) or MOTIONS

@@ -17,6 +17,8 @@ the union the min over polygons. Coverage is clamp(0.5 - distance, 0, 1), i.e. a
 ramp one pixel wide across the edge (anti-aliasing). Work is vectorised over frames and
 restricted to a bounding box around the shape, which is what makes it fast.
 Output video is (C, F, H, W), float32, in [-1, 1].
+
+Taught in notebook 01 (notebooks/01_moving_shapes.ipynb).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from minifusion.checks import check_int
 from minifusion.data.vocabulary import BACKGROUNDS, COLORS, SHAPES, check_choice
 
 _STAR_INNER = math.sin(math.radians(18)) / math.sin(math.radians(54))  # regular pentagram {5/2}
@@ -200,9 +203,7 @@ def render_clip(params: ClipParams, times: np.ndarray | list[float] | None = Non
     times = np.asarray(times, dtype=np.float64)
     if times.ndim != 1 or times.size == 0 or not np.all(np.isfinite(times)):
         raise ValueError(f"times must be a non-empty 1-D sequence of finite numbers, got shape {times.shape}")
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"size {size!r} is not an integer >= 1")
-    size = int(size)
+    size = check_int("size", size, minimum=1, numpy=True)
     bg = np.asarray(BACKGROUNDS[check_choice("background", params.background, BACKGROUNDS)], np.float32) * 2 - 1
     video = np.empty((3, len(times), size, size), dtype=np.float32)
     video[:] = bg[:, None, None, None]

@@ -6,6 +6,8 @@ evaluation) read these constants, so the words here are the whole language of th
 Coordinates used throughout `minifusion.data`: frame units, (0, 0) is the top-left corner
 of the frame and (1, 1) the bottom-right; x grows to the right and y grows *down*, like image
 rows. "up" therefore means decreasing y, and a positive rotation angle turns clockwise on screen.
+
+Taught in notebook 01 (notebooks/01_moving_shapes.ipynb).
 """
 
 from __future__ import annotations

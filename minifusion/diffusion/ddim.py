@@ -10,6 +10,8 @@ Song et al. eq. 12, from timestep t to the next scheduled timestep t' (ab = alph
 eta = 0 is the deterministic DDIM sampler (an ODE solver); eta = 1 has DDPM's posterior variance.
 After the last scheduled step t' = -1 uses ab = 1 (``set_alpha_to_one=True``), so the output
 is the clean estimate itself.
+
+Taught in notebook 03 (notebooks/03_samplers.ipynb).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import math
 
 import torch
 
+from minifusion.checks import check_number
 from minifusion.diffusion.scheduling_utils import BaseScheduler, SchedulerOutput, check_flag
 
 DDIMSchedulerOutput = SchedulerOutput
@@ -114,8 +117,7 @@ class DDIMScheduler(BaseScheduler):
         self._check_pair("model_output", model_output, "sample", sample)
         if use_clipped_model_output is None:
             use_clipped_model_output = self._config["clip_sample"] or self._config["thresholding"]
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
-            raise ValueError(f"eta must be a number in [0, 1], got {eta!r}")
+        check_number("eta", eta, minimum=0, maximum=1)
         t = self._timestep_list[self._step_index(timestep)]  # validates set_timesteps and membership
         prev_t = self.previous_timestep(t)
         ab_t = float(self._alphas_cumprod64[t])

@@ -9,6 +9,8 @@ the same formulas hold with the effective beta of the jump, 1 - alpha_bar_t / al
 
 and variance (1 - ab_t') / (1 - ab_t) * beta ("fixed_small") or beta ("fixed_large").
 The FusionFrames release samples keyframes with 50 such steps on the cosine schedule.
+
+Taught in notebook 03 (notebooks/03_samplers.ipynb).
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ The first steps have no history and use the lower orders; the final step(s) do t
 ``lower_order_final`` (fewer than 15 steps) or when the last sigma is 0 (the last step then
 returns the clean estimate itself). Data prediction is what makes large guidance scales stable,
 and the x0 estimate is where dynamic thresholding acts (``thresholding=True``).
+
+Taught in notebook 03 (notebooks/03_samplers.ipynb).
 """
 
 from __future__ import annotations
@@ -86,9 +88,7 @@ class DPMSolverMultistepScheduler(SigmaScheduler):
         final_sigmas_type: str = "zero",
         **kwargs: Any,
     ) -> None:
-        check_choice("solver_order", solver_order, SOLVER_ORDERS)
-        if isinstance(solver_order, bool):
-            raise ValueError(f"solver_order {solver_order!r} is not one of 1, 2, 3")
+        check_choice("solver_order", solver_order, SOLVER_ORDERS)  # True is not 1
         check_choice("algorithm_type", algorithm_type, ALGORITHM_TYPES)
         check_choice("solver_type", solver_type, SOLVER_TYPES)
         check_flag("lower_order_final", lower_order_final)

@@ -14,6 +14,8 @@ correction) is
 The sample lives in VE units: the starting noise has std sigma_max (``init_noise_sigma``), and
 ``scale_model_input`` divides by sqrt(sigma^2 + 1) = 1 / alpha_t so the network sees x_t as in
 training. The method is first order: its error halves when the steps double.
+
+Taught in notebook 03 (notebooks/03_samplers.ipynb).
 """
 
 from __future__ import annotations

@@ -9,13 +9,15 @@ Two ways of writing the same line, and the project's convention between them:
 
 They are equal when s = 1 + w. The paper's keyframe w = 5 is s = 6; its interpolation
 "context guidance" w = 0.25 is s = 1.25. Pipelines take s (``guidance_scale``).
+
+Taught in notebooks 03 and 06 (notebooks/03_samplers.ipynb, notebooks/06_text_to_image.ipynb).
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from minifusion.checks import check_number
 
 
 def _check_scale(name: str, value: float) -> float:
@@ -23,11 +25,7 @@ def _check_scale(name: str, value: float) -> float:
         if value.numel() != 1:
             raise ValueError(f"{name} must be a single number, got a tensor of shape {tuple(value.shape)}")
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+    return float(check_number(name, value, minimum=0))
 
 
 def _check_pair(uncond: torch.Tensor, cond: torch.Tensor) -> None:

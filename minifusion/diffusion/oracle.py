@@ -14,6 +14,8 @@ These give tests and notebooks a perfect "model" so samplers can be checked agai
 answers. ``eps_error`` makes them slightly wrong, like a trained net: the predicted noise gets a
 relative error, eps_hat = eps * (1 + eps_error * r_t) with r_t ~ N(0, I) fixed per timestep
 (a systematic error, as a network's is, that grows with its input, as a network's does).
+
+Taught in notebook 03 (notebooks/03_samplers.ipynb).
 """
 
 from __future__ import annotations

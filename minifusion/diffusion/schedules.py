@@ -14,6 +14,8 @@ References
   and its first value is unchanged.
 
 Everything is computed in float64; callers store float32 copies.
+
+Taught in notebook 02 (notebooks/02_noise_schedules.ipynb).
 """
 
 from __future__ import annotations
@@ -22,15 +24,12 @@ import math
 
 import torch
 
+from minifusion.checks import check_int, check_one_of
+
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
 COSINE_OFFSET = 0.008  # Nichol & Dhariwal's s: keeps beta_0 from being vanishingly small
 MAX_BETA = 0.999  # Nichol & Dhariwal clip beta_t here to avoid the singularity at t = T
-
-
-def _check_num_train_timesteps(num_train_timesteps: int) -> None:
-    if isinstance(num_train_timesteps, bool) or not isinstance(num_train_timesteps, int) or num_train_timesteps < 2:
-        raise ValueError(f"num_train_timesteps must be an int >= 2, got {num_train_timesteps!r}")
 
 
 def cosine_alpha_bar(t: torch.Tensor, offset: float = COSINE_OFFSET) -> torch.Tensor:
@@ -40,7 +39,7 @@ def cosine_alpha_bar(t: torch.Tensor, offset: float = COSINE_OFFSET) -> torch.Te
 
 def betas_for_alpha_bar(num_train_timesteps: int, max_beta: float = MAX_BETA) -> torch.Tensor:
     """Cosine betas, beta_i = min(1 - f((i + 1) / T) / f(i / T), max_beta), float64."""
-    _check_num_train_timesteps(num_train_timesteps)
+    check_int("num_train_timesteps", num_train_timesteps, minimum=2)
     t = torch.arange(num_train_timesteps + 1, dtype=torch.float64) / num_train_timesteps
     f = cosine_alpha_bar(t)
     return torch.clamp(1 - f[1:] / f[:-1], max=max_beta)
@@ -57,10 +56,8 @@ def make_betas(
     ``beta_start`` and ``beta_end`` are used by "linear" and "scaled_linear"; the cosine schedule
     ("squaredcos_cap_v2") is defined by its offset s = 0.008 and clip 0.999 alone.
     """
-    _check_num_train_timesteps(num_train_timesteps)
-    if beta_schedule not in BETA_SCHEDULES:
-        allowed = ", ".join(repr(s) for s in BETA_SCHEDULES)
-        raise ValueError(f"beta_schedule {beta_schedule!r} is not one of {allowed}")
+    check_int("num_train_timesteps", num_train_timesteps, minimum=2)
+    check_one_of("beta_schedule", beta_schedule, BETA_SCHEDULES)
     if beta_schedule in ("linear", "scaled_linear"):
         if not (0.0 < beta_start <= beta_end < 1.0):
             raise ValueError(

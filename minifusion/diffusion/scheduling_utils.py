@@ -7,6 +7,8 @@ or toy data (B, D). The forward process (Ho et al. 2020, eq. 4) is
 Names and arguments follow diffusers (``set_timesteps``, ``step(...).prev_sample``,
 ``add_noise``, ``get_velocity``, ``config`` / ``from_config``) so a learner's skills carry over;
 the code is written from the papers. Bad input raises ``ValueError``; nothing is silently fixed.
+
+Taught in notebooks 02 and 03 (notebooks/02_noise_schedules.ipynb, notebooks/03_samplers.ipynb).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import torch
 
+from minifusion.checks import check_int, check_number, check_one_of
 from minifusion.diffusion.prediction import check_prediction_type, convert_model_output, model_output_from
 from minifusion.diffusion.schedules import alphas_cumprod_from_betas, make_betas, rescale_zero_terminal_snr
 from minifusion.diffusion.thresholding import clip_sample as _clip
@@ -50,8 +53,7 @@ def check_flag(name: str, value: Any) -> None:
 
 
 def check_choice(name: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} {value!r} is not one of {', '.join(repr(a) for a in allowed)}")
+    check_one_of(name, value, allowed)
 
 
 def check_num_inference_steps(num_inference_steps: Any, num_train_timesteps: int) -> int:
@@ -119,18 +121,16 @@ class BaseScheduler:
             ("rescale_betas_zero_snr", rescale_betas_zero_snr),
         ):
             check_flag(name, flag)
-        for name, value in (("clip_sample_range", clip_sample_range), ("sample_max_value", sample_max_value)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        check_number("clip_sample_range", clip_sample_range, minimum=0, exclusive_minimum=True)
+        check_number("sample_max_value", sample_max_value, minimum=0, exclusive_minimum=True)
         if thresholding and sample_max_value < clip_sample_range:
             raise ValueError(
                 f"sample_max_value ({sample_max_value!r}) must be >= clip_sample_range ({clip_sample_range!r}), "
                 "the data range that thresholding is relative to"
             )
-        if not 0.0 < dynamic_thresholding_ratio <= 1.0:
-            raise ValueError(f"dynamic_thresholding_ratio must be in (0, 1], got {dynamic_thresholding_ratio!r}")
-        if not _is_int(steps_offset) or steps_offset < 0:
-            raise ValueError(f"steps_offset must be an int >= 0, got {steps_offset!r}")
+        check_number("dynamic_thresholding_ratio", dynamic_thresholding_ratio, minimum=0, maximum=1,
+                     exclusive_minimum=True)
+        steps_offset = check_int("steps_offset", steps_offset, minimum=0, numpy=True)
 
         betas = make_betas(beta_schedule, num_train_timesteps, beta_start, beta_end)  # float64
         if rescale_betas_zero_snr:

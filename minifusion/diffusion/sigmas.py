@@ -16,6 +16,8 @@ sigma_min, ``final_sigmas_type``), the step counter of a sampling loop, and the 
 model output at a sigma, with the checks of ``BaseScheduler`` (the trap at alpha_bar near 0,
 clipping and thresholding). As in diffusers, timesteps between training steps get their sigma by
 linear interpolation in t, and a sigma gets its timestep by linear interpolation in log sigma.
+
+Taught in notebook 03 (notebooks/03_samplers.ipynb).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 import torch
 
+from minifusion.checks import check_number
 from minifusion.diffusion.scheduling_utils import (
     BaseScheduler,
     SchedulerOutput,
@@ -163,8 +166,8 @@ class SigmaScheduler(BaseScheduler):
                 raise ValueError(f"step takes one timestep for the whole batch (a number or 0-d tensor), got "
                                  f"shape {tuple(timestep.shape)} dtype {timestep.dtype}")
             timestep = timestep.item()
-        if isinstance(timestep, bool) or not isinstance(timestep, (int, float)) and not hasattr(timestep, "__index__"):
-            raise ValueError(f"timestep must be a number or a 0-d tensor from scheduler.timesteps, got {timestep!r}")
+        if isinstance(timestep, bool) or not hasattr(timestep, "__index__"):  # numpy integers have __index__
+            check_number("timestep", timestep, finite=False, note="or a 0-d tensor from scheduler.timesteps")
         value = float(timestep)
         return int(value) if self.timestep_dtype == torch.int64 and value.is_integer() else value
 

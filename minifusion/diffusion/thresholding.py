@@ -18,6 +18,8 @@ With R = 1 this is exactly Imagen's rule (and diffusers' ``_threshold_sample`` w
 ``sample_max_value = max_value``). For any R, data already inside [-R, R] is returned unchanged
 (s = 1 and the clamp does nothing), which is the property a threshold must have. Pick R from the
 data, e.g. ``sample_range_from_data(latents)``, not from habit.
+
+Taught in notebook 03 (notebooks/03_samplers.ipynb).
 """
 
 from __future__ import annotations
@@ -26,10 +28,7 @@ import math
 
 import torch
 
-
-def _check_range(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+from minifusion.checks import check_number
 
 
 def _check_floating(name: str, x: torch.Tensor) -> None:
@@ -41,7 +40,7 @@ def _check_floating(name: str, x: torch.Tensor) -> None:
 def clip_sample(x0: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Static clipping (Ho et al. 2020): clamp x0 to [-data_range, data_range]."""
     _check_floating("x0", x0)
-    _check_range("data_range", data_range)
+    check_number("data_range", data_range, minimum=0, exclusive_minimum=True)
     return x0.clamp(-data_range, data_range)
 
 
@@ -65,11 +64,10 @@ def dynamic_threshold(
         a tensor of the same shape and dtype, inside [-R, R].
     """
     _check_floating("x0", x0)
-    _check_range("data_range", data_range)
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 < ratio <= 1.0:
-        raise ValueError(f"dynamic_thresholding_ratio must be in (0, 1], got {ratio!r}")
+    check_number("data_range", data_range, minimum=0, exclusive_minimum=True)
+    check_number("dynamic_thresholding_ratio", ratio, minimum=0, maximum=1, exclusive_minimum=True)
     if max_value is not None:
-        _check_range("max_value", max_value)
+        check_number("max_value", max_value, minimum=0, exclusive_minimum=True)
         if max_value < data_range:
             raise ValueError(
                 f"sample_max_value ({max_value!r}) must be >= the data range ({data_range!r}): "
@@ -98,8 +96,7 @@ def sample_range_from_data(samples: torch.Tensor, quantile: float = 1.0) -> floa
     _check_floating("samples", samples)
     if samples.numel() == 0:
         raise ValueError("samples is empty; need data to measure its range")
-    if not 0.0 < quantile <= 1.0:
-        raise ValueError(f"quantile must be in (0, 1], got {quantile!r}")
+    check_number("quantile", quantile, minimum=0, maximum=1, exclusive_minimum=True)
     flat = samples.detach().abs().reshape(-1)
     if flat.dtype not in (torch.float32, torch.float64):
         flat = flat.float()  # kthvalue on half is not supported everywhere

@@ -32,6 +32,8 @@ from typing import Any
 
 import torch
 
+from minifusion.checks import positive_int
+
 RESULT_NAME = "result.json"
 
 
@@ -172,10 +174,8 @@ def run_table(spec: TableSpec, *, out: Path, base: Path, steps: int | None = Non
               progress: bool = True, command: str | None = None) -> Path:
     """Every (variant, seed) of ``spec`` (cached), then the table; returns the markdown's path."""
     steps = spec.default_steps if steps is None else steps
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds must be an int >= 1, got {seeds!r}")
+    positive_int("steps", steps)
+    positive_int("seeds", seeds)
     chosen = spec.variants if variants is None else tuple(variants)
     unknown = [v for v in chosen if v not in spec.variants]
     if unknown:

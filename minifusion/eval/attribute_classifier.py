@@ -17,6 +17,8 @@ before the wall contact, which a caption never states, so it is not a training t
 generated videos with the attributes their prompts state (``minifusion.data.parse_caption``).
 
 Videos go in as for every learned metric (``prepare_video``): (B, 3, F, 64, 64) in ``value_range``.
+
+Taught in notebook 12 (notebooks/12_evaluation.ipynb).
 """
 
 from __future__ import annotations

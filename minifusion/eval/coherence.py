@@ -28,6 +28,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from minifusion.checks import check_number, positive_int
 from minifusion.data.vocabulary import DIRECTIONS
 from minifusion.eval.pixel_metrics import (
     FOREGROUND_THRESHOLD,
@@ -66,8 +67,7 @@ def count_objects(video: torch.Tensor, *, min_area: int = MIN_AREA, threshold: f
                   value_range: tuple[float, float] = (-1.0, 1.0)) -> torch.Tensor:
     """(B, F) number of foreground components of at least ``min_area`` pixels in each frame."""
     _check_threshold(threshold)
-    if isinstance(min_area, bool) or not isinstance(min_area, int) or min_area < 1:
-        raise ValueError(f"min_area {min_area!r} is not allowed; it must be an integer >= 1 (pixels)")
+    positive_int("min_area", min_area, note="(pixels)")
     x, single = _to_unit(video, value_range)
     b, _, f, h, w = x.shape
     labels = label_components((_difference(x) > threshold).reshape(b * f, h, w)).reshape(b * f, h * w)
@@ -100,8 +100,7 @@ def steady_motion(video: torch.Tensor, directions: list[str], *, min_area: int =
     if x.shape[2] < 2:
         raise ValueError(f"steady motion needs at least 2 frames, got shape {tuple(x.shape)}")
     for name, v in (("jump_factor", jump_factor), ("jump_pixels", jump_pixels), ("back_pixels", back_pixels)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-            raise ValueError(f"{name} {v!r} is not allowed; it must be a number >= 0")
+        check_number(name, v, minimum=0, finite=False)  # inf: no limit
     unit = (0.0, 1.0)
     size = x.shape[-1]
     counts = count_objects(x, min_area=min_area, threshold=threshold, value_range=unit)  # (B, F)

@@ -28,6 +28,7 @@ import time
 import numpy as np
 import torch
 
+from minifusion.checks import check_int, positive_int
 from minifusion.data import COLOR_NAMES, HELDOUT_COMBINATIONS, SHAPES, make_params, render_clip
 from minifusion.eval.pixel_metrics import background_flicker, dominant_color, motion_direction
 from minifusion.eval.toy_metrics import ToyMetrics
@@ -69,8 +70,7 @@ def prompt_grid(num_videos: int = 112) -> list[dict]:
     Entry k: colour k % 7, shape k % 4, direction (k // 28 + (k % 28) // 7) % 4; the 112 entries are
     every (colour, shape, direction) once. Each is ``{"prompt", "color", "shape", "direction", "heldout"}``.
     """
-    if isinstance(num_videos, bool) or not isinstance(num_videos, int) or num_videos < 1:
-        raise ValueError(f"num_videos {num_videos!r} is not allowed; it must be an integer >= 1")
+    positive_int("num_videos", num_videos)
     out = []
     for k in range(num_videos):
         j = k % 112
@@ -164,10 +164,8 @@ def evaluate_pipeline(pipe, *, num_videos: int = 112, seed: int = 0, passes: int
                       guidance: float | None = None, interpolation_steps: int | None = None, batch_size: int = 16,
                       reconstruction_clips: int = 8, metrics: ToyMetrics | None = None, progress: bool = True) -> dict:
     """Every toy metric of ``pipe`` (a ``FusionFramesPipeline`` with 64x64 frames), as a JSON-ready dict."""
-    if isinstance(num_videos, bool) or not isinstance(num_videos, int) or num_videos < 2:
-        raise ValueError(f"num_videos {num_videos!r} is not allowed; it must be an integer >= 2 (FVD needs two)")
-    if isinstance(reconstruction_clips, bool) or not isinstance(reconstruction_clips, int) or reconstruction_clips < 0:
-        raise ValueError(f"reconstruction_clips {reconstruction_clips!r} must be an integer >= 0 (0 skips them)")
+    check_int("num_videos", num_videos, minimum=2, note="(FVD needs two)")
+    check_int("reconstruction_clips", reconstruction_clips, minimum=0, note="(0 skips them)")
     metrics = metrics or ToyMetrics.from_pretrained()
     grid = prompt_grid(num_videos)
     prompts = [g["prompt"] for g in grid]

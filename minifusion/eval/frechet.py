@@ -14,6 +14,8 @@ and stable even when the covariances are singular (fewer videos than feature dim
 
 Like FID, the estimate is biased upwards for small sets: compare distances only between sets of
 the same size, next to the distance between two sets of real clips of that size (the floor).
+
+Taught in notebook 12 (notebooks/12_evaluation.ipynb).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ Table 1) reports it on UCF-101 with a video classifier; here the classifier is t
 the colour head's IS of videos prompted with all 7 colours at most 7, the direction head's of
 4 prompted directions at most 4. Compare it with the same score of real clips of the same prompts
 (the ceiling for that prompt set). Computed on the whole set (no splits, unlike the original's 10).
+
+Taught in notebook 12 (notebooks/12_evaluation.ipynb).
 """
 
 from __future__ import annotations

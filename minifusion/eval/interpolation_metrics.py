@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from minifusion.checks import check_int, check_number, positive_int
 from minifusion.eval.coherence import MIN_AREA, count_objects
 from minifusion.eval.pixel_metrics import FOREGROUND_THRESHOLD, centroid_trajectory
 from minifusion.eval.video_metrics import ssim
@@ -50,11 +51,8 @@ def position_groups(num_frames: int, frames_per_pair: int = 3) -> dict[str, list
 
     Keyframes sit at 0, n + 1, 2 (n + 1), ...; ``middle`` is empty for n < 3.
     """
-    if isinstance(frames_per_pair, bool) or not isinstance(frames_per_pair, int) or frames_per_pair < 1:
-        raise ValueError(f"frames_per_pair {frames_per_pair!r} is not allowed; it must be an integer >= 1")
-    m = frames_per_pair + 1
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < m + 1 \
-            or (num_frames - 1) % m:
+    m = positive_int("frames_per_pair", frames_per_pair) + 1
+    if check_int("num_frames", num_frames) < m + 1 or (num_frames - 1) % m:
         raise ValueError(f"a window of {num_frames!r} frames does not fit frames_per_pair {frames_per_pair}: it must "
                          f"be {m} (K - 1) + 1 frames for K >= 2 keyframes (e.g. {2 * m + 1})")
     position = [j % m for j in range(num_frames)]
@@ -100,8 +98,7 @@ def frame_scores(frames: torch.Tensor, truth: torch.Tensor, *, hit_pixels: float
     if frames.shape != truth.shape:
         raise ValueError(f"frames and truth must have the same shape, got {tuple(frames.shape)} and "
                          f"{tuple(truth.shape)}")
-    if isinstance(hit_pixels, bool) or not isinstance(hit_pixels, (int, float)) or not hit_pixels > 0:
-        raise ValueError(f"hit_pixels {hit_pixels!r} is not allowed; it must be a number > 0 (pixels)")
+    check_number("hit_pixels", hit_pixels, minimum=0, exclusive_minimum=True, finite=False, note="(pixels)")
     frames, truth = frames.detach().float().cpu().clamp(-1, 1), truth.detach().float().cpu().clamp(-1, 1)
     mine = object_features(frames, threshold=threshold, min_area=min_area)
     true = truth_features if truth_features is not None else object_features(truth, threshold=threshold,

@@ -19,6 +19,7 @@ import math
 
 import torch
 
+from minifusion.checks import check_int
 from minifusion.data.vocabulary import COLOR_NAMES, HELDOUT_COMBINATIONS, SHAPES
 from minifusion.eval.coherence import steady_motion
 from minifusion.eval.pixel_metrics import dominant_color
@@ -38,8 +39,7 @@ def motion_prompts(num_videos: int = MAX_PROMPTS) -> list[dict]:
     direction = the group's ``(k % 28 + k // 28) % 4``-th. Every prefix of 8n prompts has each of
     the 8 directions n times; the full 224 hold each pair in each direction once.
     """
-    if isinstance(num_videos, bool) or not isinstance(num_videos, int) or not 1 <= num_videos <= MAX_PROMPTS:
-        raise ValueError(f"num_videos {num_videos!r} is not allowed; it must be an integer in 1..{MAX_PROMPTS}")
+    check_int("num_videos", num_videos, minimum=1, maximum=MAX_PROMPTS)
     out = []
     for j in range(num_videos):
         k = j // 2

@@ -22,6 +22,8 @@ entry) with C = 3 (RGB), in [-1, 1] by default (the package's range; pass
 ``value_range=(0, 1)`` for pipeline output). Thresholds and distances are in [0, 1] colour
 units; positions are in frame units, (0, 0) the top-left corner, x right and y down, as in
 ``minifusion.data.vocabulary``.
+
+Taught in notebook 08 (notebooks/08_keyframes.ipynb).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import math
 import numpy as np
 import torch
 
+from minifusion.checks import check_number
 from minifusion.data.vocabulary import COLORS, DIRECTIONS
 
 FOREGROUND_THRESHOLD = 0.2  # a pixel is foreground when a channel differs from the background by more than this
@@ -57,8 +60,8 @@ def _to_unit(video: torch.Tensor, value_range: tuple[float, float]) -> tuple[tor
 
 
 def _check_threshold(threshold: float) -> None:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
-        raise ValueError(f"threshold {threshold!r} is not allowed; it must be in (0, 1) (colour units)")
+    check_number("threshold", threshold, minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True,
+                 note="(colour units)")
 
 
 def _unbatch(values, single: bool):

@@ -12,6 +12,8 @@ captions (``CaptionCorpus``) and scored on other captions it never saw. Two leve
 
 Two-shape captions ("a red circle and a blue square move left") are scored apart: the colour of
 the *first* object needs word order, which a bag of words cannot see (it scores about 50%).
+
+Taught in notebook 05 (notebooks/05_unet_blocks.ipynb).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections import Counter
 import torch
 import torch.nn.functional as F
 
+from minifusion.checks import check_int
 from minifusion.data.caption_corpus import CaptionCorpus
 from minifusion.data.vocabulary import NONE
 from minifusion.models.text_encoder import TextEncoder
@@ -124,9 +127,8 @@ def probe_text_encoders(encoders: dict[str, TextEncoder], *, num_train: int = 30
     """
     if not encoders:
         raise ValueError("give at least one text encoder to probe")
-    for n, name in ((num_train, "num_train"), (num_test, "num_test")):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 10:
-            raise ValueError(f"{name} {n!r} is not allowed; it must be an integer >= 10")
+    check_int("num_train", num_train, minimum=10)
+    check_int("num_test", num_test, minimum=10)
     report = {"num_train": num_train, "seed": seed, "encoders": list(encoders)}
     for group, two, attributes in (("single", False, SINGLE_ATTRIBUTES), ("two_shapes", True, TWO_SHAPE_ATTRIBUTES)):
         train, test = probe_captions(num_train, num_test, two_shapes=two, seed=seed + (7 if two else 0))

@@ -14,6 +14,8 @@ clips and captions with CLIP's symmetric InfoNCE loss (``contrastive_loss``):
 mean over generated videos is the CLIPSIM analogue (a cosine in [-1, 1], not CLIP's x100). Unlike
 the attribute classifier it sees the whole caption, so it also scores two-shape captions and the
 words the classifier has no head for. Videos go in as for every learned metric (``prepare_video``).
+
+Taught in notebook 12 (notebooks/12_evaluation.ipynb).
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ trained on Moving Shapes and shipped in ``data_samples/checkpoints/eval/``:
 
 Every network runs in eval mode (BatchNorm with its stored statistics), so a video's numbers do
 not depend on the batch it is measured in. Videos follow ``prepare_video``'s contract.
+
+Taught in notebook 12 (notebooks/12_evaluation.ipynb).
 """
 
 from __future__ import annotations

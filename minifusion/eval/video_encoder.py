@@ -45,6 +45,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from minifusion.checks import check_int
+
 NUM_FRAMES = 8  # frames every learned metric sees (the keyframes of a 29- or 113-frame video)
 FRAME_SIZE = 64  # frame height and width the learned metrics were trained on
 FOREGROUND_THRESHOLD = 0.2  # [-1, 1] units: smaller differences from the background are not the shape
@@ -52,8 +54,7 @@ FOREGROUND_THRESHOLD = 0.2  # [-1, 1] units: smaller differences from the backgr
 
 def frame_indices(num_frames: int, target: int = NUM_FRAMES) -> list[int]:
     """``target`` evenly spaced frame indices of a ``num_frames``-frame video: round(linspace(0, F - 1, target))."""
-    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 2:
-        raise ValueError(f"a video needs at least 2 frames to show motion, got {num_frames!r}")
+    check_int("num_frames", num_frames, minimum=2, numpy=True, note="(a video needs at least 2 frames to show motion)")
     return [int(i) for i in np.rint(np.linspace(0, num_frames - 1, target))]
 
 

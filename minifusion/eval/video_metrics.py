@@ -19,6 +19,8 @@ consistency is measured too:
 Videos are (B, C, F, H, W) (``psnr`` and ``ssim`` also take images (B, C, H, W)) in
 ``value_range`` ((-1, 1), the package's range, by default). With ``clamp=True`` (default) the
 reconstruction is clamped to ``value_range`` first: what a viewer sees.
+
+Taught in notebooks 10 and 12 (notebooks/10_video_decoder.ipynb, notebooks/12_evaluation.ipynb).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import math
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+
+from minifusion.checks import check_number, positive_int
 
 SSIM_K1, SSIM_K2 = 0.01, 0.03  # Wang et al. 2004
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
@@ -75,10 +79,9 @@ def psnr(reconstruction: torch.Tensor, target: torch.Tensor, *, value_range: tup
 # -- SSIM ----------------------------------------------------------------------------------------
 def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
     """(size, size) float64 Gaussian weights summing to 1 (the SSIM window)."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
-        raise ValueError(f"window size {size!r} is not allowed; it must be an odd integer >= 1")
-    if not sigma > 0:
-        raise ValueError(f"sigma {sigma!r} is not allowed; it must be > 0")
+    if positive_int("window size", size, note="and odd") % 2 == 0:
+        raise ValueError(f"window size {size} is not allowed; it must be odd")
+    check_number("sigma", sigma, minimum=0, exclusive_minimum=True)
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
     g = g / g.sum()

@@ -13,7 +13,7 @@ own caption and once with the direction word replaced by its opposite ("right" <
   the right word gives a better clean prediction than the wrong one;
 - ``change``: RMS(x0_hat(own) - x0_hat(flipped)) / RMS(x0): how far the word moves the prediction.
 
-It rises long before samples move (issue: keyframes that move). Works for epsilon and v prediction.
+It rises long before samples move (docs/motion.md). Works for epsilon and v prediction.
 """
 
 from __future__ import annotations

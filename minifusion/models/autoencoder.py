@@ -18,6 +18,8 @@ frame. ``Autoencoder.from_image_autoencoder`` copies a trained image autoencoder
 
 Tensors: images (B, C, H, W) or video (B, C, F, H, W), frames in [-1, 1]; frames are folded into
 the batch for the spatial layers (``rearrange(x, "b c f h w -> (b f) c h w")``).
+
+Taught in notebooks 04 and 10 (notebooks/04_autoencoder.ipynb, notebooks/10_video_decoder.ipynb).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from minifusion.checks import check_int, check_number, check_one_of, positive_int
 from minifusion.models.autoencoder_blocks import DECODER_TEMPORAL, Decoder, Encoder, TemporalStage
 from minifusion.models.modeling_utils import ModelMixin, check_dtype
 
@@ -49,20 +52,15 @@ class AutoencoderConfig:
     sample_size: int = 64  # frame height and width the model is built for (example inputs)
 
 
-def _positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def _check_config(c: AutoencoderConfig) -> None:
     for name in ("in_channels", "out_channels", "latent_channels", "layers_per_block", "norm_groups",
                  "temporal_attention_head_dim", "sample_size"):
-        _positive_int(name, getattr(c, name))
+        positive_int(name, getattr(c, name))
     widths = c.block_out_channels
     if not isinstance(widths, tuple) or not widths:
         raise ValueError(f"block_out_channels must be a non-empty tuple of ints, got {widths!r}")
     for w in widths:
-        _positive_int("block_out_channels entry", w)
+        positive_int("block_out_channels entry", w)
         if w % c.norm_groups:
             raise ValueError(f"norm_groups {c.norm_groups} does not divide block_out_channels {widths}")
         if c.decoder_temporal_attention and w % c.temporal_attention_head_dim:
@@ -70,23 +68,17 @@ def _check_config(c: AutoencoderConfig) -> None:
                 f"temporal_attention_head_dim {c.temporal_attention_head_dim} does not divide "
                 f"block_out_channels {widths}"
             )
-    if c.decoder_temporal not in DECODER_TEMPORAL:
-        raise ValueError(
-            f"decoder_temporal {c.decoder_temporal!r} is not one of {', '.join(map(repr, DECODER_TEMPORAL))}"
-        )
+    check_one_of("decoder_temporal", c.decoder_temporal, DECODER_TEMPORAL)
     if c.decoder_temporal_attention and c.decoder_temporal == "none":
         raise ValueError("decoder_temporal_attention=True needs decoder_temporal 'conv1d' or 'conv3d', got 'none'")
-    if not isinstance(c.scaling_factor, (int, float)) or not math.isfinite(c.scaling_factor) or c.scaling_factor <= 0:
-        raise ValueError(f"scaling_factor must be a finite number > 0, got {c.scaling_factor!r}")
+    check_number("scaling_factor", c.scaling_factor, minimum=0, exclusive_minimum=True)
 
 
 def _check_chunking(chunk_size: int | None, chunk_overlap: int) -> None:
     if chunk_size is None:
         return
-    _positive_int("chunk_size", chunk_size)
-    if isinstance(chunk_overlap, bool) or not isinstance(chunk_overlap, int) or not 0 <= chunk_overlap < chunk_size:
-        raise ValueError(f"chunk_overlap must be an int in [0, chunk_size - 1] = [0, {chunk_size - 1}], "
-                         f"got {chunk_overlap!r}")
+    positive_int("chunk_size", chunk_size)
+    check_int("chunk_overlap", chunk_overlap, minimum=0, maximum=chunk_size - 1, note="(below chunk_size)")
 
 
 def chunk_windows(num_frames: int, chunk_size: int, chunk_overlap: int) -> list[tuple[int, int, int]]:
@@ -97,7 +89,7 @@ def chunk_windows(num_frames: int, chunk_size: int, chunk_overlap: int) -> list[
     context on both sides (ties: the earlier window); window ``k`` supplies the frames
     ``keep_from <= t < keep_to``. Windows that supply nothing are dropped.
     """
-    _positive_int("num_frames", num_frames)
+    positive_int("num_frames", num_frames)
     _check_chunking(chunk_size, chunk_overlap)
     if chunk_size >= num_frames:
         return [(0, 0, num_frames)]
@@ -154,8 +146,7 @@ class Autoencoder(ModelMixin):
 
     def set_scaling_factor(self, value: float) -> None:
         """Store the latent scale in the config (saved by ``save_pretrained``)."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"scaling_factor must be a finite number > 0, got {value!r}")
+        check_number("scaling_factor", value, minimum=0, exclusive_minimum=True)
         self.config = dataclasses.replace(self.config, scaling_factor=float(value))
 
     # -- input checks -------------------------------------------------------------------------

@@ -18,6 +18,8 @@ initialisation the video decoder is the image decoder applied frame by frame.
 
 Images are (N, C, H, W); the decoder's temporal layers see the frames unfolded to
 (B, C, F, H, W) (``apply_to_frames``).
+
+Taught in notebook 04 (notebooks/04_autoencoder.ipynb).
 """
 
 from __future__ import annotations

@@ -39,6 +39,8 @@ Common to both:
 - no text: the cross-attention and the attention pooling see only ``null_encoder_hidden_states``,
   a learned (1, L, cross_attention_dim) parameter, zeros at init (a caller may copy the text
   encoder's null embedding into it).
+
+Taught in notebook 09 (notebooks/09_interpolation.ipynb).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ import torch
 from einops import rearrange, repeat
 from torch import nn
 
+from minifusion.checks import positive_int
 from minifusion.models.unet import UNet, UNetConfig, _Conditioning, widen_input_conv
 from minifusion.nn import AlphaMergedTemporal, BottleneckResBlock, TemporalConv1d, TimestepEmbedding
 
@@ -80,8 +83,8 @@ class InterpolationUNet(UNet):
         super().__init__(config)
         cfg = self.config
         n = cfg.frames_per_pair
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1 or cfg.out_channels % n:
-            raise ValueError(f"frames_per_pair {n!r} must be a positive divisor of out_channels {cfg.out_channels}")
+        if cfg.out_channels % positive_int("frames_per_pair", n):
+            raise ValueError(f"frames_per_pair {n} does not divide out_channels {cfg.out_channels}")
         latent = cfg.out_channels // n
         if cfg.in_channels != latent * (n + 2):
             raise ValueError(

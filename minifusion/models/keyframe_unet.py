@@ -42,13 +42,15 @@ and pixel (``SpatioTemporalAttention``). The per-pixel parts cannot place or mov
 norm's text scale and shift is the same at every pixel); see docs/motion.md for the measurements.
 
 Per-token text in the temporal parts (``temporal_text_attention_size``, off by default). Another
-departure, the motion issue's "words where motion is made": after each spatial cross-attention layer
+departure, "the words where motion is made": after each spatial cross-attention layer
 at the low-resolution levels, a zero-initialised ``TemporalTextAttention`` whose queries know each
 token's frame and pixel, so a direction word can say where the object is in each keyframe.
 
 Shapes: ``sample`` (B, C, F, H, W) -> (B, C_out, F, H, W). Spatial layers run on the frames
 folded into the batch, ``rearrange(x, "b c f h w -> (b f) c h w")``; temporal layers on the
 video. Frames of different videos never mix.
+
+Taught in notebooks 07 and 08 (notebooks/07_temporal_layers_vs_blocks.ipynb, notebooks/08_keyframes.ipynb).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ import torch
 from einops import rearrange, repeat
 from torch import nn
 
+from minifusion.checks import check_int
 from minifusion.models.unet import UNet, UNetConfig, _Conditioning
 from minifusion.nn import (
     AttentionBlock,
@@ -120,10 +123,8 @@ class KeyframeUNet(UNet):
         check_temporal(cfg.temporal)
         for name, what in (("spatiotemporal_attention_size", "full spatio-temporal attention"),
                            ("temporal_text_attention_size", "per-token text attention in the temporal parts")):
-            size = getattr(cfg, name)
-            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-                raise ValueError(f"{name} {size!r} is not allowed; it must be an integer >= 0 "
-                                 f"(0 = off; N = {what} at levels at most N pixels on a side)")
+            check_int(name, getattr(cfg, name), minimum=0,
+                      note=f"(0 = off; N = {what} at levels at most N pixels on a side)")
         for name in ("spatiotemporal_motion_bias", "temporal_text_per_frame"):
             if not isinstance(getattr(cfg, name), bool):
                 raise ValueError(f"{name} {getattr(cfg, name)!r} is not allowed; it must be true or false")

@@ -16,6 +16,8 @@ interpolator), and no text: a learned null embedding (1, L, D), zeros at init.
 Initialisation from the T2I U-Net: ``conv_in`` widened with zero weights; the T2I weights go to
 the noisy-latent channels (0..3), so at init the model equals the T2I U-Net on the noisy latents,
 frame by frame.
+
+Taught in notebook 09 (notebooks/09_interpolation.ipynb).
 """
 
 from __future__ import annotations

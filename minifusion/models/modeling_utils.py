@@ -3,6 +3,8 @@
 A checkpoint folder holds ``config.json`` (the constructor arguments, a dataclass) and
 ``model.safetensors`` (tensors only), so loading a stranger's checkpoint never runs code.
 Writes are atomic: each file goes to a temporary name in the same folder, then is renamed.
+
+Taught in notebook 13 (notebooks/13_mixed_precision_and_scaling.ipynb).
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ time trains the null embedding for guidance.
 Pluggable interface (what the U-Nets and the pipeline use): ``encode(prompts) ->
 (hidden_states (B, L, D), mask (B, L) bool)``, ``null_embedding(batch_size)``,
 ``config.hidden_size`` (= the U-Nets' ``cross_attention_dim``) and ``config.max_length`` (= L).
+
+Taught in notebooks 05 and 06 (notebooks/05_unet_blocks.ipynb, notebooks/06_text_to_image.ipynb).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minifusion.checks import check_number, positive_int
 from minifusion.models.modeling_utils import ModelMixin
 from minifusion.models.tokenizer import PAD_ID, Tokenizer, check_prompts, moving_shapes_vocabulary
 from minifusion.nn.attention import Attention
@@ -72,13 +75,10 @@ class TextEncoder(ModelMixin):
         c = self.config
         self.tokenizer = Tokenizer(c.vocab, max_length=c.max_length)  # validates vocab and max_length
         for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
-            value = getattr(c, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, getattr(c, name))
         if c.hidden_size % c.num_attention_heads:
             raise ValueError(f"num_attention_heads {c.num_attention_heads} does not divide hidden_size {c.hidden_size}")
-        if not isinstance(c.dropout, (int, float)) or not 0.0 <= c.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {c.dropout!r}")
+        check_number("dropout", c.dropout, minimum=0, maximum=1, exclusive_maximum=True)
         d = c.hidden_size
         self.token_embedding = nn.Embedding(len(c.vocab), d)
         self.position_embedding = nn.Parameter(torch.zeros(c.max_length, d))
@@ -141,8 +141,7 @@ class TextEncoder(ModelMixin):
 
     def null_embedding(self, batch_size: int, *, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The unconditional input: (B, L, D) with the null token at position 0, mask (B, L) True there."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        positive_int("batch_size", batch_size)
         length = self.config.max_length if length is None else length
         hidden = F.pad(self.null_token[None, None, :], (0, 0, 0, length - 1))  # (1, L, D)
         mask = torch.zeros(1, length, dtype=torch.bool, device=hidden.device)

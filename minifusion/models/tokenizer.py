@@ -14,6 +14,8 @@ Rules:
   asked for); build the tokenizer with a larger ``max_length`` for longer captions;
 - the empty prompt "" has no tokens (its mask row is all False); the text encoder maps it to
   its learned null embedding (classifier-free guidance).
+
+Taught in notebooks 05 and 06 (notebooks/05_unet_blocks.ipynb, notebooks/06_text_to_image.ipynb).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import torch
+
+from minifusion.checks import positive_int
 
 PAD_TOKEN = "<pad>"
 UNK_TOKEN = "<unk>"
@@ -71,8 +75,7 @@ class Tokenizer:
         bad = [w for w in vocab[2:] if not isinstance(w, str) or split_words(w) != [w]]
         if bad:
             raise ValueError(f"vocab entries must be lower-case words of letters and digits, got {bad[:5]}")
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(f"max_length must be a positive int, got {max_length!r}")
+        positive_int("max_length", max_length)
         self.vocab = vocab
         self.max_length = max_length
         self.token_to_id = {w: i for i, w in enumerate(vocab)}

@@ -26,6 +26,8 @@ Shapes: ``sample`` (B, C, H, W) images, or videos (B, C, F, H, W) whose frames a
 the batch (the text is repeated per frame); the output has the input's shape.
 ``prediction_type`` is only recorded: the network output is the same tensor whatever the
 training target (epsilon, v or x0) was.
+
+Taught in notebooks 05 and 06 (notebooks/05_unet_blocks.ipynb, notebooks/06_text_to_image.ipynb).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import torch
 from einops import rearrange, repeat
 from torch import nn
 
+from minifusion.checks import check_one_of, positive_int
 from minifusion.models.modeling_utils import ModelMixin, check_dtype
 from minifusion.nn import (
     AttentionBlock,
@@ -71,11 +74,6 @@ class UNetConfig:
 
 def _call(fn, *args):
     return fn(*args)
-
-
-def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 class _Level(nn.Module):
@@ -162,19 +160,16 @@ class UNet(ModelMixin):
     # -- configuration -----------------------------------------------------------------------
     @staticmethod
     def _check_config(cfg: UNetConfig) -> None:
-        if cfg.prediction_type not in PREDICTION_TYPES:
-            raise ValueError(
-                f"prediction_type {cfg.prediction_type!r} is not one of " + ", ".join(map(repr, PREDICTION_TYPES))
-            )
+        check_one_of("prediction_type", cfg.prediction_type, PREDICTION_TYPES)
         widths = cfg.block_out_channels
         if not isinstance(widths, tuple) or not widths:
             raise ValueError(f"block_out_channels must be a non-empty tuple of ints, got {widths!r}")
         for name in ("in_channels", "out_channels", "layers_per_block", "cross_attention_dim",
                      "attention_head_dim", "norm_groups", "compression_ratio", "expansion_ratio",
                      "sample_size", "text_length"):
-            _positive_int(name, getattr(cfg, name))
+            positive_int(name, getattr(cfg, name))
         for w in widths:
-            _positive_int("block_out_channels entries", w)
+            positive_int("block_out_channels entry", w)
         if cfg.attention_levels is not None and len(cfg.attention_levels) != len(widths):
             raise ValueError(
                 f"attention_levels {cfg.attention_levels!r} must have one entry per level ({len(widths)})"

@@ -11,6 +11,8 @@ error (its softmax would be 0/0).
 Attention pooling (Kandinsky 3.0's ``AttentionPooling``): one query, the masked mean of the text
 tokens, attends over the tokens; the result is projected to the time-embedding width and added to
 the time embedding, so every conditional GroupNorm of the U-Net also sees the prompt.
+
+Taught in notebooks 05 and 06 (notebooks/05_unet_blocks.ipynb, notebooks/06_text_to_image.ipynb).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+
+from minifusion.checks import positive_int
 
 
 def _register_cpu_sdpa_flops() -> None:
@@ -110,9 +114,8 @@ class Attention(nn.Module):
         zero_init_out: bool = False,
     ):
         super().__init__()
-        for name, value in (("heads", heads), ("dim_head", dim_head)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        positive_int("heads", heads)
+        positive_int("dim_head", dim_head)
         inner = heads * dim_head
         context_dim = query_dim if cross_attention_dim is None else cross_attention_dim
         self.heads = heads

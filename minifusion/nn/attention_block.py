@@ -10,6 +10,8 @@ cross-attention with a key padding mask.
 Images: x (N, C, H, W). For video models frames are folded into N = B*F, and
 ``temporal_layers["attention"]`` (empty for images) may hold a video layer run right after the
 spatial attention: FusionFrames' "temporal attention inside the spatial block" variant.
+
+Taught in notebooks 05 and 07 (notebooks/05_unet_blocks.ipynb, notebooks/07_temporal_layers_vs_blocks.ipynb).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from minifusion.checks import positive_int
 from minifusion.nn.attention import Attention
 from minifusion.nn.normalization import ConditionalGroupNorm
 from minifusion.nn.temporal import apply_to_frames
@@ -47,8 +50,8 @@ class AttentionBlock(nn.Module):
         expansion_ratio: int = 4,
     ):
         super().__init__()
-        if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim < 1 or channels % head_dim:
-            raise ValueError(f"attention_head_dim {head_dim!r} must be a positive divisor of the width {channels}")
+        if channels % positive_int("attention_head_dim", head_dim):
+            raise ValueError(f"attention_head_dim {head_dim} does not divide the width {channels}")
         self.channels = channels
         self.in_norm = ConditionalGroupNorm(norm_groups, channels, embed_dim=embed_dim)
         self.attention = Attention(

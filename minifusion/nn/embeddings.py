@@ -12,6 +12,8 @@ diffusers' ``Timesteps`` + ``TimestepEmbedding``).
 FusionFrames (arXiv 2311.13073, section 3.1) embeds each keyframe's position in the source video
 the same way, so the temporal layers know how far apart frames are; positions may be fractional
 (targets between source frames).
+
+Taught in notebook 05 (notebooks/05_unet_blocks.ipynb).
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ import math
 import torch
 from torch import nn
 
+from minifusion.checks import check_int
+
 
 def sinusoidal_embedding(values: torch.Tensor, dim: int, *, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal code of real ``values`` of any shape (...,) -> (..., dim), float32.
 
     Frequencies are computed in float64 (then stored as float32) so large timesteps stay exact.
     """
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2 or dim % 2:
-        raise ValueError(f"dim must be an even int >= 2, got {dim!r}")
+    if check_int("dim", dim, minimum=2, note="and even") % 2:
+        raise ValueError(f"dim {dim} is not allowed; it must be even")
     if not torch.is_tensor(values):
         values = torch.as_tensor(values)
     if values.is_complex() or values.dtype == torch.bool:
@@ -53,8 +57,8 @@ class TimestepEmbedding(nn.Module):
 
     def __init__(self, num_channels: int, embed_dim: int, *, max_period: float = 10000.0, zero_init: bool = False):
         super().__init__()
-        if isinstance(num_channels, bool) or not isinstance(num_channels, int) or num_channels < 2 or num_channels % 2:
-            raise ValueError(f"num_channels must be an even int >= 2, got {num_channels!r}")
+        if check_int("num_channels", num_channels, minimum=2, note="and even") % 2:
+            raise ValueError(f"num_channels {num_channels} is not allowed; it must be even")
         self.num_channels = num_channels
         self.max_period = max_period
         self.linear_1 = nn.Linear(num_channels, embed_dim)

@@ -19,6 +19,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from minifusion.checks import check_int, check_number
+
 
 class LoRALinear(nn.Module):
     """``base(x) + (network_alpha / rank) * up(down(x))`` with ``base`` frozen and ``up`` zero at init.
@@ -34,11 +36,10 @@ class LoRALinear(nn.Module):
         if not isinstance(base, nn.Linear):
             raise ValueError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}")
         limit = min(base.in_features, base.out_features)
-        if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= limit:
-            raise ValueError(f"LoRA rank {rank!r} is not allowed; it must be an int in 1..{limit} "
-                             f"(the smaller side of the {base.out_features} x {base.in_features} weight)")
-        if network_alpha is not None and not network_alpha > 0:
-            raise ValueError(f"network_alpha {network_alpha!r} is not allowed; it must be > 0 (or None = rank)")
+        check_int("LoRA rank", rank, minimum=1, maximum=limit,
+                  note=f"(the smaller side of the {base.out_features} x {base.in_features} weight)")
+        if network_alpha is not None:
+            check_number("network_alpha", network_alpha, minimum=0, exclusive_minimum=True, note="or None (= rank)")
         self.base = base.requires_grad_(False)
         w = base.weight
         self.down = nn.Linear(base.in_features, rank, bias=False, device=w.device, dtype=w.dtype)  # A

@@ -12,6 +12,8 @@ norm of the U-Net.
 Works on images (B, C, H, W) and videos (B, C, F, H, W). The embedding is (B, E) - one scale and
 shift per sample - or, for videos, (B, F, E) - one per frame (used when each frame has its own
 frame-position embedding). Statistics of a video are taken over all its frames.
+
+Taught in notebook 05 (notebooks/05_unet_blocks.ipynb).
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from minifusion.checks import positive_int
+
 
 def check_groups(num_groups: int, num_channels: int) -> None:
-    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
-        raise ValueError(f"norm_groups must be a positive int, got {num_groups!r}")
-    if num_channels % num_groups:
+    if num_channels % positive_int("norm_groups", num_groups):
         raise ValueError(f"norm_groups {num_groups} does not divide the channel count {num_channels}")
 
 

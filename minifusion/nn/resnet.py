@@ -10,6 +10,8 @@ Images: x (N, C, H, W), emb (N, E). For video models the frames are folded into 
 ``temporal_layers`` (empty for the image model) may hold video layers run after conv i
 (key ``str(i)``): FusionFrames' "temporal layers inside the spatial blocks" variant, and the
 interpolation network's alpha-merged temporal conv after every spatial conv.
+
+Taught in notebooks 05 and 07 (notebooks/05_unet_blocks.ipynb, notebooks/07_temporal_layers_vs_blocks.ipynb).
 """
 
 from __future__ import annotations

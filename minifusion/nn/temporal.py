@@ -19,6 +19,8 @@ Optional conditioning: with ``embed_dim`` set, the branch's GroupNorm is a
 ``ConditionalGroupNorm`` and ``forward(x, emb)`` takes emb (B, E) or per frame (B, F, E) (the
 keyframe model passes time embedding + frame-position embedding). Without it, ``emb`` must be
 None.
+
+Taught in notebooks 07 and 10 (notebooks/07_temporal_layers_vs_blocks.ipynb, notebooks/10_video_decoder.ipynb).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
+from minifusion.checks import positive_int
 from minifusion.nn.attention import scaled_dot_product_attention
 from minifusion.nn.embeddings import sinusoidal_embedding
 from minifusion.nn.normalization import ConditionalGroupNorm, group_norm
@@ -40,8 +43,8 @@ def check_video(x: torch.Tensor, channels: int, module: str) -> None:
 
 
 def _check_kernel(kernel_size: int) -> None:
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be an odd positive int, got {kernel_size!r}")
+    if positive_int("kernel_size", kernel_size, note="and odd") % 2 == 0:
+        raise ValueError(f"kernel_size {kernel_size} is not allowed; it must be odd")
 
 
 class _Norm(nn.Module):
@@ -161,8 +164,7 @@ class TemporalConv3d(nn.Module):
         super().__init__()
         _check_kernel(kernel_size)
         hidden = conv3d_hidden_channels(channels, kernel_size) if hidden_channels is None else hidden_channels
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
-            raise ValueError(f"hidden_channels must be a positive int, got {hidden_channels!r}")
+        positive_int("hidden_channels", hidden)
         self.channels = channels
         self.norm = _Norm(channels, norm_groups, embed_dim)
         self.act = nn.SiLU()
@@ -271,8 +273,7 @@ class WindowedTemporalAttention(_TokenAttention):
         zero_init: bool = True,
     ):
         super().__init__(channels, num_heads, head_dim, norm_groups, embed_dim, zero_init)
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ValueError(f"window must be a positive int, got {window!r}")
+        positive_int("window", window)
         self.window = window
         self.pixel_code = nn.Parameter(torch.randn(window * window, channels) * 0.02)
 

@@ -4,6 +4,8 @@ Levers of the motion study (docs/motion.md), departures from FusionFrames' four 
 (arXiv 2311.13073, Table 1): the paper's temporal layers see the text only through their norm's
 pooled scale and shift. Both layers here take the text tokens (B, L, D) besides the video
 (``takes_text``; the U-Net passes them) and start as a zero branch, like every temporal part.
+
+Taught in notebook 08 (notebooks/08_keyframes.ipynb).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
+from minifusion.checks import check_number
 from minifusion.nn.attention import scaled_dot_product_attention
 from minifusion.nn.temporal import (
     SpatioTemporalAttention,
@@ -58,8 +61,7 @@ class MotionBiasedAttention(SpatioTemporalAttention):
 
     def __init__(self, channels: int, context_dim: int, *, locality: float = 1.0, **kwargs):
         super().__init__(channels, **kwargs)
-        if isinstance(locality, bool) or not isinstance(locality, (int, float)) or not 0 < locality < float("inf"):
-            raise ValueError(f"locality {locality!r} is not allowed; it must be a positive number")
+        check_number("locality", locality, minimum=0, exclusive_minimum=True)
         self.context_dim = context_dim
         self.to_velocity = nn.Linear(context_dim, 2 * self.heads)  # default init: text-dependent from the start
         self.log_alpha = nn.Parameter(torch.full((self.heads,), math.log(locality)))

@@ -17,31 +17,26 @@ Taught in notebook 11 (notebooks/11_full_pipeline.ipynb).
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from minifusion.checks import check_number, positive_int
 from minifusion.diffusion.sampling import kept_steps, sample_loop
 from minifusion.diffusion.scheduling_utils import BaseScheduler
 
 
 def check_guidance_scale(name: str, value: Any) -> float:
-    """A finite number >= 0 (s = 1: no guidance); NaN, inf, negatives and non-numbers raise ValueError."""
+    """A finite number >= 0 (s = 1: no guidance); a one-element tensor is taken for its value."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number >= 0 (1 = no guidance), got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0 (1 = no guidance), got {value!r}")
-    return float(value)
+    return float(check_number(name, value, minimum=0, note="(1 = no guidance)"))
 
 
 def check_steps(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return value
+    """A step or chunk count: an integer >= 1."""
+    return positive_int(name, value)
 
 
 def randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
@@ -60,9 +55,8 @@ def autocast_context(device: torch.device, enabled: bool = True):
 
 def check_strength(value: Any, name: str = "strength") -> float:
     """A number in (0, 1]: 1 starts from pure noise, smaller values from ``init_latents`` noised part-way."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ValueError(f"{name} must be a number in (0, 1] (1 = start from pure noise), got {value!r}")
-    return float(value)
+    return float(check_number(name, value, minimum=0, maximum=1, exclusive_minimum=True,
+                              note="(1 = start from pure noise)"))
 
 
 def denoise(

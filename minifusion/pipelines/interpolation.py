@@ -19,6 +19,8 @@ latents' linear blend at each middle position, noised part-way: the blend places
 
 After sampling the frames are interleaved: K frames + 3 (K - 1) new ones = 4K - 3, the given
 frames kept exactly at positions 0, 4, 8, ...
+
+Taught in notebooks 09 and 11 (notebooks/09_interpolation.ipynb, notebooks/11_full_pipeline.ipynb).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ source-frame position (0, s, 2s, ... for frame skip s). Classifier-free guidance
 conditional and unconditional inputs go through the network in ONE call, stacked along the
 batch. The unconditional text is the text encoder's learned null embedding, or the encoding of
 a negative prompt. The text is encoded once and reused at every step.
+
+Taught in notebook 11 (notebooks/11_full_pipeline.ipynb).
 """
 
 from __future__ import annotations

@@ -23,18 +23,20 @@ back as a ``DDPMScheduler``). ``model_index.json``::
 Other entries of the folder (``unet/`` of the T2I stage, ``runs/``) are ignored. Training
 recipes write the components stage by stage and call ``write_model_index(folder, ...)`` to
 (re)write the index from the component folders present.
+
+Taught in notebook 11 (notebooks/11_full_pipeline.ipynb).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from minifusion.checks import check_number, positive_int
 from minifusion.models.modeling_utils import CONFIG_NAME, atomic_write_bytes
 from minifusion.pipelines.denoising import check_strength
 
@@ -77,28 +79,19 @@ class PipelineSettings:
     decode_chunk_size: int = 8  # frames decoded at a time (the video decoder's clip length)
 
     def __post_init__(self) -> None:
-        for name in ("latent_range", "dynamic_thresholding_ratio"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if self.dynamic_thresholding_ratio > 1:
-            raise ValueError(f"dynamic_thresholding_ratio must be in (0, 1], got {self.dynamic_thresholding_ratio!r}")
+        check_number("latent_range", self.latent_range, minimum=0, exclusive_minimum=True)
+        check_number("dynamic_thresholding_ratio", self.dynamic_thresholding_ratio, minimum=0, maximum=1,
+                     exclusive_minimum=True)
         if not isinstance(self.dynamic_thresholding, bool):
             raise ValueError(f"dynamic_thresholding must be True or False, got {self.dynamic_thresholding!r}")
         if self.sample_max_value is not None:
-            v = self.sample_max_value
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < self.latent_range:
-                raise ValueError(f"sample_max_value must be None or a finite number >= latent_range "
-                                 f"({self.latent_range!r}), got {v!r}")
+            check_number("sample_max_value", self.sample_max_value, minimum=self.latent_range,
+                         note="(latent_range) or None (1.5 * latent_range)")
         for name in ("keyframe_frame_skip", "num_inference_steps", "interpolation_num_inference_steps",
                      "decode_chunk_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            positive_int(name, getattr(self, name))
         for name in ("guidance_scale", "interpolation_guidance_scale"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+            check_number(name, getattr(self, name), minimum=0, note="(1 = no guidance)")
 
         check_strength(self.interpolation_strength, "interpolation_strength")
 

@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from minifusion.checks import check_int, check_number, check_one_of
+
 MIXED_PRECISION_MODES: tuple[str, ...] = ("no", "bf16", "fp16", "auto")
 
 
@@ -52,22 +54,14 @@ class TrainingConfig:
     extra: dict = field(default_factory=dict)  # free-form notes saved with the run (recipe name, ...)
 
     def __post_init__(self) -> None:
-        def positive_int(name: str, minimum: int = 1) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-                raise ValueError(f"{name} {v!r} is not allowed; it must be an integer >= {minimum}")
-
         for name in ("steps", "batch_size", "grad_accum_steps", "max_nan_skips", "keep_checkpoints", "log_every",
                      "world_size"):
-            positive_int(name)
+            check_int(name, getattr(self, name), minimum=1)
         for name in ("warmup_steps", "checkpoint_every", "seed", "num_workers", "rank"):
-            positive_int(name, minimum=0)
-        if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or not self.lr > 0:
-            raise ValueError(f"lr {self.lr!r} is not allowed; it must be a number > 0")
+            check_int(name, getattr(self, name), minimum=0)
+        check_number("lr", self.lr, minimum=0, exclusive_minimum=True, finite=False)
         for name in ("weight_decay", "max_grad_norm", "adam_eps"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v >= 0:
-                raise ValueError(f"{name} {v!r} is not allowed; it must be a number >= 0")
+            check_number(name, getattr(self, name), minimum=0, finite=False)
         betas = tuple(self.betas)
         if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
             raise ValueError(f"betas {self.betas!r} is not allowed; it must be two numbers in [0, 1)")
@@ -77,9 +71,7 @@ class TrainingConfig:
         for name in ("find_unused_parameters",):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} {getattr(self, name)!r} is not allowed; it must be true or false")
-        if self.mixed_precision not in MIXED_PRECISION_MODES:
-            allowed = ", ".join(repr(m) for m in MIXED_PRECISION_MODES)
-            raise ValueError(f"mixed_precision {self.mixed_precision!r} is not one of {allowed}")
+        check_one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION_MODES)
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"device {self.device!r} is not allowed; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
         if self.rank >= self.world_size:

@@ -32,6 +32,8 @@ How a run is split (``Trainer`` does it; nothing changes in the recipes' configs
   that earlier stages wrote, so ``--out`` must be on a file system every machine sees.
 - Latent caches: the first process of each machine encodes and writes the file, the others wait and
   read it (``local_main_first``), so no two processes write one file.
+
+Taught in notebook 13 (notebooks/13_mixed_precision_and_scaling.ipynb).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from minifusion.checks import positive_int
 
 TORCHRUN_VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK")  # set by torchrun for every process it starts
 
@@ -259,8 +263,7 @@ def explain_ddp_error(error: RuntimeError) -> RuntimeError:
 # -- launching -------------------------------------------------------------------------------------
 def torchrun_command(args: Sequence[str], *, nproc_per_node: int = 2) -> list[str]:
     """``python -m torch.distributed.run --standalone --nproc_per_node=N -m minifusion ARGS`` (one machine)."""
-    if isinstance(nproc_per_node, bool) or not isinstance(nproc_per_node, int) or nproc_per_node < 1:
-        raise ValueError(f"nproc_per_node {nproc_per_node!r} is not allowed; it must be an integer >= 1")
+    positive_int("nproc_per_node", nproc_per_node)
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc_per_node}",
             "-m", "minifusion", *map(str, args)]
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, default_collate
 
+from minifusion.checks import positive_int
 from minifusion.models.modeling_utils import atomic_write_bytes
 from minifusion.viz.progress import progress_bar
 
@@ -100,8 +101,7 @@ class LatentCache:
                  encoder: nn.Module | None, batch_size: int = 16, video_key: str = "video",
                  device: str | torch.device = "cpu", progress: bool = True,
                  extra_fingerprint: Mapping | None = None) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size {batch_size!r} is not allowed; it must be an integer >= 1")
+        positive_int("batch_size", batch_size)
         self.cache_dir, self.encode_fn, self.encoder = Path(cache_dir), encode_fn, encoder
         self.batch_size, self.video_key, self.device = batch_size, video_key, torch.device(device)
         self.progress, self.extra_fingerprint = progress, dict(extra_fingerprint or {})

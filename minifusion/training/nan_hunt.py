@@ -13,6 +13,8 @@ Gradients: a NaN that appears only in backward (``sqrt`` or ``log`` at 0, the ``
 trap) is found by ``torch.autograd.detect_anomaly()``, which names the backward function that
 returned it and the forward line that created it; ``nonfinite_gradients(model)`` lists the
 parameters whose ``.grad`` holds a NaN or inf after a backward pass.
+
+Taught in notebook 13 (notebooks/13_mixed_precision_and_scaling.ipynb).
 """
 
 from __future__ import annotations

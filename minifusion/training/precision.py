@@ -10,6 +10,8 @@ Rules:
 
 The trainer wraps only the forward pass and loss in ``torch.autocast``; backward runs outside
 it, and gradients are unscaled before clipping.
+
+Taught in notebook 13 (notebooks/13_mixed_precision_and_scaling.ipynb).
 """
 
 from __future__ import annotations

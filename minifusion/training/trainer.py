@@ -27,6 +27,8 @@ Callbacks (``Trainer(..., callbacks=[cb])``): after every optimiser step whose n
 multiple of ``cb.every_n_steps``, rank 0 calls ``cb(trainer, step)`` (after logging and
 checkpointing), e.g. to sample with the EMA weights and log what the loss cannot show. The global
 RNG states are saved before and restored after the call, so a callback never changes the run.
+
+Taught in notebook 13 (notebooks/13_mixed_precision_and_scaling.ipynb).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, default_collate
 
+from minifusion.checks import positive_int
 from minifusion.training import distributed
 from minifusion.training.checkpointing import (
     CHECKPOINT_FORMAT,
@@ -120,10 +123,9 @@ class Trainer:
         self.config, self.task, self.dataset = config, task, dataset
         self.callbacks = list(callbacks or ())
         for cb in self.callbacks:
-            every = getattr(cb, "every_n_steps", None)
-            if not callable(cb) or isinstance(every, bool) or not isinstance(every, int) or every < 1:
-                raise ValueError(f"callback {cb!r} must be callable as cb(trainer, step) and have an int "
-                                 f"every_n_steps >= 1, got every_n_steps={every!r}")
+            if not callable(cb):
+                raise ValueError(f"callback {cb!r} must be callable as cb(trainer, step)")
+            positive_int("every_n_steps", getattr(cb, "every_n_steps", None), note=f"(an attribute of callback {cb!r})")
         self.collate_fn = collate_fn or default_collate
         self.out_dir = Path(out_dir)
         self.checkpoint_dir = self.out_dir / "checkpoints"

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from einops import rearrange
 
+from minifusion.checks import check_number
+
 # Every layout is read into (B, F, H, W, C); images become one video of one frame.
 _TO_BFHWC = {
     "chw": "c h w -> 1 1 h w c",
@@ -228,8 +230,7 @@ def upscale(frames: np.ndarray, scale: float) -> np.ndarray:
     An integer scale >= 1 repeats pixels (nearest neighbour, exact: tiny 64x64 clips stay
     crisp); any other positive scale resizes with Pillow (box filter when shrinking).
     """
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    check_number("scale", scale, minimum=0, exclusive_minimum=True)
     if float(scale).is_integer():
         s = int(scale)
         return frames if s == 1 else frames.repeat(s, axis=-3).repeat(s, axis=-2)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from einops import rearrange
 
+from minifusion.checks import check_int
 from minifusion.viz.convert import tile_batch, to_bfhwc_uint8, upscale
 
 _EXACT = np.array([0, 160, 60], np.uint8)  # border of a row that has a frame at this time
@@ -60,11 +61,10 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 def check_index(index: Any, count: int, what: str = "frame") -> int:
     """An index into `count` items; negative or too large raises ValueError."""
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-        raise ValueError(f"{what} index must be an integer, got {index!r}")
+    index = check_int(f"{what} index", index, numpy=True)
     if not 0 <= index < count:
         raise ValueError(f"{what} index {index} is out of range: allowed 0..{count - 1} ({count} {what}s)")
-    return int(index)
+    return index
 
 
 def _stack(parts: Sequence[np.ndarray], axis: int, gap: int = 2) -> np.ndarray:

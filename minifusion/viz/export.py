@@ -20,14 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from minifusion.checks import check_int, check_number
 from minifusion.viz.convert import as_display_video, upscale
 
 _MAX_GIF_FPS = 50
 
 
 def _check_fps(fps: float, limit: float | None) -> None:
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0:
-        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    check_number("fps", fps, minimum=0, exclusive_minimum=True)
     if limit is not None and fps > limit:
         raise ValueError(
             f"fps {fps} is above {limit}: GIF delays under 20 ms are slowed down by browsers"
@@ -47,8 +47,8 @@ def _encode_gif(frames: np.ndarray, fps: float, loop: int | None) -> bytes:
     """uint8 RGB frames (F, H, W, 3) -> GIF bytes."""
     from PIL import Image
 
-    if loop is not None and (isinstance(loop, bool) or not isinstance(loop, int) or loop < 0):
-        raise ValueError(f"loop must be an integer >= 0 (0 = forever) or None (play once), got {loop!r}")
+    if loop is not None:
+        check_int("loop", loop, minimum=0, note="(0 = forever) or None (play once)")
     # Adaptive palette per frame; Pillow's default for RGB input may fall back to a web palette.
     images = [
         Image.fromarray(f).quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
@@ -172,8 +172,7 @@ def video_html(
     (x_t at large t) compresses worst.
     """
     _check_fps(fps, _MAX_GIF_FPS)
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    check_number("scale", scale, minimum=0, exclusive_minimum=True)
     frames = as_display_video(
         video, scale=1, ncols=ncols, layout=layout, value_range=value_range, clip=clip
     )

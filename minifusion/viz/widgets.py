@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from minifusion.checks import check_number
 from minifusion.viz.convert import check_labels, to_bfhwc_uint8
 from minifusion.viz.drawing import (
     compare_timeline,
@@ -34,8 +35,7 @@ _UINT8 = dict(layout="bfhwc", value_range=(0, 255))  # how the pre-converted fra
 def _player(count: int, fps: float, render: Callable[[int], bytes], description: str):
     import ipywidgets as widgets
 
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0:
-        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    check_number("fps", fps, minimum=0, exclusive_minimum=True)
     cache: dict[int, bytes] = {}
 
     def picture(i: int) -> bytes:

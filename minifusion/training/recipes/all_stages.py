@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from minifusion.checks import positive_int
 from minifusion.training.recipes.common import METRICS_NAME, load_recipe, run_dir
 
 ORDER = ("text_encoder", "autoencoder", "t2i", "keyframes", "interpolation", "decoder", "mfi")  # training order
@@ -88,8 +89,7 @@ def train_all(out_dir: str | Path, *, steps: int | None = None, config=None, res
     from minifusion.training.distributed import init_distributed
     from minifusion.training.recipes import STAGES
 
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs {jobs!r} is not allowed; it must be an integer >= 1 (stages trained at once)")
+    positive_int("jobs", jobs, note="(stages trained at once)")
     ctx = init_distributed()
     if jobs > 1 and ctx.world_size > 1:
         raise ValueError(f"jobs {jobs} trains stages in separate processes; under torchrun ({ctx.world_size} "

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from minifusion.checks import check_int, check_number
 from minifusion.models.autoencoder import Autoencoder, AutoencoderConfig
 from minifusion.training.config import TrainingConfig
 from minifusion.training.distributed import finish_stage
@@ -68,15 +69,11 @@ class AutoencoderRecipe:
 
     def validate(self) -> None:
         for name in ("mse_weight", "l1_weight", "gradient_weight", "latent_weight"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise ValueError(f"{name} {v!r} is not allowed; it must be a number >= 0")
+            check_number(name, getattr(self, name), minimum=0)
         if self.mse_weight + self.l1_weight + self.gradient_weight == 0:
             raise ValueError("mse_weight, l1_weight and gradient_weight are all 0: there is no reconstruction loss")
         for name in ("val_frames", "scaling_frames"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 2:
-                raise ValueError(f"{name} {v!r} is not allowed; it must be an integer >= 2")
+            check_int(name, getattr(self, name), minimum=2)
         if self.model.decoder_temporal != "none":
             raise ValueError(f"the autoencoder stage trains the image decoder: model.decoder_temporal must be "
                              f"'none', got {self.model.decoder_temporal!r} (the decoder stage adds temporal layers)")

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from minifusion.checks import check_int, positive_int
 from minifusion.models.modeling_utils import atomic_write_bytes
 
 R = TypeVar("R")
@@ -140,10 +141,8 @@ class FrameDataset(Dataset):
         self.clips, self.seed = clips, int(seed)
         self.num_frames = int(clips.num_frames)
         k = self.num_frames if frames_per_clip is None else frames_per_clip
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.num_frames:
-            raise ValueError(f"frames_per_clip {frames_per_clip!r} is not allowed; it must be in 1..{self.num_frames} "
-                             "(the clips' num_frames) or None (all frames)")
-        self.frames_per_clip = k
+        self.frames_per_clip = check_int("frames_per_clip", k, minimum=1, maximum=self.num_frames,
+                                         note="(the clips' num_frames) or None (all frames)")
 
     def __len__(self) -> int:
         return len(self.clips) * self.frames_per_clip
@@ -211,8 +210,8 @@ def cache_dir(out_dir: str | os.PathLike) -> Path:
 
 
 def check_steps(steps: int | None) -> None:
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"steps {steps!r} is not allowed; it must be an integer >= 1")
+    if steps is not None:
+        positive_int("steps", steps)
 
 
 def prepare_recipe(recipe_class: type[R], stage: str, out_dir: str | os.PathLike, *, config, steps, resume,

@@ -23,6 +23,8 @@ fine-tuned on 8-frame clips with the encoder frozen; 3x3x3 conv + attention was 
 Writes ``OUT/video_decoder/`` (EMA weights, the autoencoder's ``scaling_factor``), re-writes
 ``OUT/model_index.json`` (keeping its settings; the pipeline then decodes with the video
 decoder), and ``OUT/runs/decoder/`` with ``metrics.json`` and ``compare.png``.
+
+Taught in notebook 10 (notebooks/10_video_decoder.ipynb).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from minifusion.checks import check_number, positive_int
 from minifusion.eval.video_metrics import reconstruction_report
 from minifusion.models.autoencoder import Autoencoder
 from minifusion.training.config import TrainingConfig
@@ -99,21 +102,16 @@ class DecoderRecipe:
         if not isinstance(self.train_spatial, bool):
             raise ValueError(f"train_spatial {self.train_spatial!r} is not allowed; it must be true or false")
         head = self.temporal_attention_head_dim
-        if head is not None and (isinstance(head, bool) or not isinstance(head, int) or head < 1):
-            raise ValueError(f"temporal_attention_head_dim {head!r} is not allowed; it must be an integer >= 1 or "
-                             "None (the autoencoder's)")
+        if head is not None:
+            positive_int("temporal_attention_head_dim", head, note="or None (the autoencoder's)")
         weights = ("mse_weight", "l1_weight", "gradient_weight", "temporal_gradient_weight")
         for name in weights:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"{name} {v!r} is not allowed; it must be a number >= 0")
+            check_number(name, getattr(self, name), minimum=0)
         if sum(getattr(self, n) for n in weights) == 0:
             raise ValueError(f"{', '.join(weights)} are all 0: there is no reconstruction loss")
-        if isinstance(self.eval_clips, bool) or not isinstance(self.eval_clips, int) or self.eval_clips < 1:
-            raise ValueError(f"eval_clips {self.eval_clips!r} is not allowed; it must be an integer >= 1")
-        q = self.latent_range_quantile
-        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q <= 1:
-            raise ValueError(f"latent_range_quantile {q!r} is not allowed; it must be in (0, 1]")
+        positive_int("eval_clips", self.eval_clips)
+        check_number("latent_range_quantile", self.latent_range_quantile, minimum=0, maximum=1,
+                     exclusive_minimum=True)
         if self.data.num_frames < 2:
             raise ValueError(f"data.num_frames {self.data.num_frames!r} is not allowed; a video decoder trains on "
                              "clips of at least 2 frames (FusionFrames: 8)")

@@ -24,12 +24,13 @@ v), updates ``OUT/model_index.json`` and ``OUT/runs/interpolation/`` whose ``met
 ``evaluate_interpolation``: PSNR of the interpolated middle frames of held-out clips against the
 rendered truth, next to a pixel-space linear blend of the two keyframes and the autoencoder's own
 round trip (the ceiling), for pass 1 and pass 2.
+
+Taught in notebook 09 (notebooks/09_interpolation.ipynb).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch.utils.data import Dataset
 
+from minifusion.checks import check_int, check_number
 from minifusion.diffusion import DDPMScheduler, sample_range_from_data
 from minifusion.models.interpolation_unet import INITS, InterpolationUNet
 from minifusion.pipelines.interpolation import pair_conditioning
@@ -106,22 +108,16 @@ class InterpolationRecipe:
     def validate(self) -> None:
         for name, low in (("frames_per_pair", 1), ("encode_batch_size", 1), ("eval_num_inference_steps", 1),
                           ("max_perturbation", 0), ("eval_clips", 0)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"{name} {v!r} is not allowed; it must be an integer >= {low}")
+            check_int(name, getattr(self, name), minimum=low)
         for name in ("fine_fraction", "keyframe_dropout"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
-                raise ValueError(f"{name} {v!r} is not allowed; it must be in [0, 1]")
+            check_number(name, getattr(self, name), minimum=0, maximum=1)
         if not isinstance(self.freeze_spatial, bool):
             raise ValueError(f"freeze_spatial {self.freeze_spatial!r} is not allowed; it must be true or false")
         if self.init not in INITS:
             raise ValueError(f"init {self.init!r} is not allowed; it must be one of {INITS}")
         if self.blend_path is not None and not isinstance(self.blend_path, bool):
             raise ValueError(f"blend_path {self.blend_path!r} is not allowed; it must be true, false or null")
-        g = self.eval_guidance_scale
-        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
-            raise ValueError(f"eval_guidance_scale {g!r} is not allowed; it must be a number >= 0 (1 = no guidance)")
+        check_number("eval_guidance_scale", self.eval_guidance_scale, minimum=0, note="(1 = no guidance)")
         if self.max_perturbation >= self.num_train_timesteps:
             raise ValueError(f"max_perturbation {self.max_perturbation} must be below num_train_timesteps "
                              f"{self.num_train_timesteps}")

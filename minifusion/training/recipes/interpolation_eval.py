@@ -9,6 +9,8 @@ ceiling): PSNR, SSIM, centroid error, object count and hit rate per position bet
 per clip kind (``minifusion.eval.interpolation_metrics``), and the latent MSE.
 ``save_interpolation_figure`` draws it. Used by the ``interpolation`` and ``mfi`` stages and by
 ``benchmarks/bench_quality.py`` and ``benchmarks/bench_interpolation_quality.py``.
+
+Taught in notebook 09 (notebooks/09_interpolation.ipynb).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from minifusion.checks import check_int
 from minifusion.diffusion import DDIMScheduler
 from minifusion.models.interpolation_unet import InterpolationUNet
 from minifusion.pipelines.interpolation import interleave, interpolate_pass, pair_blend
@@ -73,9 +76,9 @@ def evaluation_clips(*, split: str = "heldout", num_clips: int = 8, num_two_shap
     """
     from minifusion.data import MovingShapes
 
-    for name, value in (("num_clips", num_clips), ("num_two_shape_clips", num_two_shape_clips)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise ValueError(f"{name} {value!r} is not allowed; it must be an integer >= 0")
+    check_int("num_clips", num_clips, minimum=0)
+    if num_two_shape_clips is not None:
+        check_int("num_two_shape_clips", num_two_shape_clips, minimum=0, note="or None (num_clips // 4)")
     num_two = num_clips // 4 if num_two_shape_clips is None else num_two_shape_clips
     if num_clips + num_two == 0:
         raise ValueError("num_clips and num_two_shape_clips are both 0; the evaluation needs at least one clip")

@@ -24,6 +24,8 @@ text-to-image U-Net: the spatial weights are frozen and only the new temporal la
 
 Writes ``OUT/keyframe_unet/`` (EMA weights) and ``OUT/model_index.json`` (latent range measured
 on the training latents), so that the folder loads as a keyframes-only ``FusionFramesPipeline``.
+
+Taught in notebook 08 (notebooks/08_keyframes.ipynb).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from minifusion.checks import check_int, check_number, positive_int
 from minifusion.diffusion import DDIMScheduler, DDPMScheduler
 from minifusion.diffusion.thresholding import sample_range_from_data
 from minifusion.models.keyframe_unet import KeyframeUNet, check_temporal
@@ -114,36 +117,26 @@ class KeyframesRecipe:
         if self.loss_weighting not in LOSS_WEIGHTINGS:
             raise ValueError(f"loss_weighting {self.loss_weighting!r} is not allowed; it must be one of "
                              + ", ".join(map(repr, LOSS_WEIGHTINGS)))
-        c = self.loss_weight_cap
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c < 1:
-            raise ValueError(f"loss_weight_cap {c!r} is not allowed; it must be a number >= 1")
+        check_number("loss_weight_cap", self.loss_weight_cap, minimum=1)
         for name in ("random_start", "temporal_text_pooling", "temporal_text_per_frame", "spatiotemporal_motion_bias"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} {getattr(self, name)!r} is not allowed; it must be true or false")
         if self.init_from is not None and not (Path(self.init_from) / "config.json").is_file():
             raise ValueError(f"init_from {self.init_from!r} is not a saved keyframe_unet folder (no config.json); "
                              "give a folder written by save_pretrained, e.g. OUT/keyframe_unet, or null")
-        h = self.temporal_head_dim
-        if h is not None and (isinstance(h, bool) or not isinstance(h, int) or h < 1):
-            raise ValueError(f"temporal_head_dim {h!r} is not allowed; it must be an integer >= 1 or None "
-                             "(the U-Net's attention_head_dim)")
-        if not isinstance(self.caption_dropout, (int, float)) or not 0 <= self.caption_dropout < 1:
-            raise ValueError(f"caption_dropout {self.caption_dropout!r} is not allowed; it must be in [0, 1)")
-        if not isinstance(self.latent_range_quantile, (int, float)) or not 0 < self.latent_range_quantile <= 1:
-            raise ValueError(f"latent_range_quantile {self.latent_range_quantile!r} is not allowed; it must be "
-                             "in (0, 1]")
+        if self.temporal_head_dim is not None:
+            positive_int("temporal_head_dim", self.temporal_head_dim, note="or None (the U-Net's attention_head_dim)")
+        check_number("caption_dropout", self.caption_dropout, minimum=0, maximum=1, exclusive_maximum=True)
+        check_number("latent_range_quantile", self.latent_range_quantile, minimum=0, maximum=1,
+                     exclusive_minimum=True)
         for name, low in (("encode_batch_size", 1), ("motion_check_every", 0), ("motion_samples_per_prompt", 1),
                           ("motion_num_inference_steps", 1), ("attention_window", 1),
                           ("temporal_text_attention_size", 0), ("spatiotemporal_attention_size", 0)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"{name} {v!r} is not allowed; it must be an integer >= {low}")
+            check_int(name, getattr(self, name), minimum=low)
         if self.spatiotemporal_motion_bias and not self.spatiotemporal_attention_size:
             raise ValueError("spatiotemporal_motion_bias needs spatiotemporal_attention_size > 0 (the bias is added "
                              "to that attention)")
-        g = self.motion_guidance_scale
-        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
-            raise ValueError(f"motion_guidance_scale {g!r} is not allowed; it must be a number >= 0 (1 = no guidance)")
+        check_number("motion_guidance_scale", self.motion_guidance_scale, minimum=0, note="(1 = no guidance)")
         motion_targets(self.motion_prompts)
 
 

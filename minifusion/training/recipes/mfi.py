@@ -18,6 +18,8 @@ of sampling, ``mfi_interpolate_pass``).
 
 Writes ``OUT/mfi_unet/`` and ``OUT/mfi_scheduler/`` (the default pipeline does not use them) and
 ``OUT/runs/mfi/metrics.json`` with the same ``evaluate_interpolation`` as the interpolation stage.
+
+Taught in notebook 09 (notebooks/09_interpolation.ipynb).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ keyframe sampler and measures the decoded keyframes from their pixels
 in the prompted direction (chance 1/8) and the background flicker. One row per check goes to
 ``motion.csv`` (rewritten atomically; a resumed run replaces its later rows);
 ``motion_samples.png`` shows the latest check. Used by ``recipes/keyframes.py``.
+
+Taught in notebook 08 (notebooks/08_keyframes.ipynb).
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ al. 2022):
 Writes ``OUT/unet/`` (EMA weights), ``OUT/scheduler/scheduler_config.json`` and ``OUT/runs/t2i/``
 (with ``samples.png``: guided DDIM samples for a few fixed prompts). ``sample_t2i`` draws images
 from those parts (used for the grid and by notebook 06).
+
+Taught in notebook 06 (notebooks/06_text_to_image.ipynb).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from minifusion.checks import check_number, positive_int
 from minifusion.diffusion import DDIMScheduler, DDPMScheduler, classifier_free_guidance, sample_loop
 from minifusion.models.autoencoder import Autoencoder
 from minifusion.models.text_encoder import TextEncoder
@@ -82,12 +85,9 @@ class T2IRecipe:
     guidance_scale: float = 5.0  # classifier-free guidance s (diffusers convention; 1 = none) for samples.png
 
     def validate(self) -> None:
-        if not isinstance(self.caption_dropout, (int, float)) or not 0 <= self.caption_dropout < 1:
-            raise ValueError(f"caption_dropout {self.caption_dropout!r} is not allowed; it must be in [0, 1)")
+        check_number("caption_dropout", self.caption_dropout, minimum=0, maximum=1, exclusive_maximum=True)
         for name in ("samples_per_prompt", "num_inference_steps", "encode_batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} {v!r} is not allowed; it must be an integer >= 1")
+            positive_int(name, getattr(self, name))
         if not self.sample_prompts or not all(isinstance(p, str) and p for p in self.sample_prompts):
             raise ValueError(f"sample_prompts {self.sample_prompts!r} must be a non-empty list of prompts")
         DDPMScheduler(beta_schedule=self.beta_schedule, num_train_timesteps=self.num_train_timesteps,

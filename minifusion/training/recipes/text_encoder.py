@@ -25,6 +25,8 @@ most of a caption. The head is discarded; only ``TextEncoder`` is saved.
 Writes ``OUT/text_encoder/`` (EMA weights; its null token stays at its initialisation: the
 unconditional input the U-Nets learn to read) and ``OUT/runs/text_encoder/`` (``metrics.json``
 with the held-out token accuracy under corruption and without).
+
+Taught in notebook 05 (notebooks/05_unet_blocks.ipynb).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
+from minifusion.checks import positive_int
 from minifusion.data.caption_corpus import TWO_SHAPE_FRACTION, CaptionCorpus
 from minifusion.models.modeling_utils import WEIGHTS_NAME
 from minifusion.models.text_encoder import TextEncoder, TextEncoderConfig
@@ -91,8 +94,7 @@ class TextEncoderRecipe:
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)) or not 0 < lo <= hi < 1:
             raise ValueError(f"min_corruption {lo!r} and max_corruption {hi!r} are not allowed; they must satisfy "
                              "0 < min_corruption <= max_corruption < 1")
-        if isinstance(self.eval_captions, bool) or not isinstance(self.eval_captions, int) or self.eval_captions < 1:
-            raise ValueError(f"eval_captions {self.eval_captions!r} is not allowed; it must be an integer >= 1")
+        positive_int("eval_captions", self.eval_captions)
 
 
 class TokenPredictionHead(nn.Module):
