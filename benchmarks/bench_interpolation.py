@@ -28,7 +28,7 @@ from bench_measure import ModuleTimer, count_flops, synchronize
 from minifusion.diffusion import DDIMScheduler
 from minifusion.models import InterpolationUNet, MaskedInterpolationUNet
 from minifusion.pipelines.interpolation import interpolate_pass
-from minifusion.training.recipes.mfi import mfi_interpolate_pass
+from minifusion.pipelines.mfi import mfi_interpolate_pass
 
 FUSIONFRAMES, MFI = "FusionFrames InterpolationUNet", "MFI MaskedInterpolationUNet"
 

@@ -37,11 +37,11 @@ from pathlib import Path
 
 import torch
 
+from minifusion.eval.interpolation_eval import evaluate_interpolation
 from minifusion.eval.interpolation_metrics import format_interpolation_report, interpolation_bars
 from minifusion.pipeline import FusionFramesPipeline
 from minifusion.pipelines import pretrained
 from minifusion.pipelines.denoising import check_strength
-from minifusion.training.recipes.interpolation_eval import evaluate_interpolation
 
 
 def _positive(value: str) -> int:

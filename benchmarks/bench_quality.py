@@ -37,12 +37,12 @@ from pathlib import Path
 import torch
 
 from minifusion.eval.attribute_classifier import AttributeClassifier
+from minifusion.eval.interpolation_eval import evaluate_interpolation
 from minifusion.eval.interpolation_metrics import format_interpolation_report, interpolation_bars
 from minifusion.eval.motion_benchmark import MAX_PROMPTS, format_summary, motion_prompts, score_videos, summarise
 from minifusion.eval.toy_metrics import EVAL_WEIGHTS_DIR
 from minifusion.pipeline import SCHEDULERS, FusionFramesPipeline
 from minifusion.pipelines import pretrained
-from minifusion.training.recipes.interpolation import evaluate_interpolation
 
 
 def generate(pipe: FusionFramesPipeline, prompts: list[str], *, passes: int, seed: int, batch_size: int,

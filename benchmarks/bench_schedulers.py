@@ -64,9 +64,9 @@ def interpolation_quality(pipe, scheduler: str, steps: int, seed: int, num_clips
     """PSNR of interpolating true keyframes of held-out clips with ``scheduler`` at ``steps`` steps per pass."""
     import torch
 
+    from minifusion.eval.interpolation_eval import evaluate_interpolation
     from minifusion.pipeline import SCHEDULERS
     from minifusion.pipelines.interpolation import interpolate_pass
-    from minifusion.training.recipes.interpolation_eval import evaluate_interpolation
 
     name, extra = VARIANTS.get(scheduler, (scheduler, {}))
     sampler = SCHEDULERS[name].from_config(pipe.interpolation_scheduler.config, **extra)

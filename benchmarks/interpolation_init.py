@@ -21,9 +21,10 @@ import argparse
 import torch
 
 from minifusion.data import MovingShapes
+from minifusion.data.interpolation_windows import InterpolationClips
 from minifusion.diffusion import DDPMScheduler
 from minifusion.models import InterpolationUNet
-from minifusion.training.recipes.interpolation import InterpolationClips, build_interpolation_input, split_clip_latents
+from minifusion.training.objectives.interpolation import build_interpolation_input, split_clip_latents
 from minifusion.training.recipes.t2i import load_t2i
 
 

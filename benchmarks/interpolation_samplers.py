@@ -35,12 +35,12 @@ from pathlib import Path
 
 import torch
 
+from minifusion.eval.interpolation_eval import evaluate_interpolation, linear_blend
 from minifusion.eval.interpolation_metrics import interpolation_bars
 from minifusion.pipeline import FusionFramesPipeline
 from minifusion.pipelines import pretrained
 from minifusion.pipelines.denoising import check_strength, kept_steps
 from minifusion.pipelines.interpolation import interpolate_pass
-from minifusion.training.recipes.interpolation_eval import evaluate_interpolation, linear_blend
 
 SCHEDULERS = ("dpm-sde", "dpm", "ddim")
 SPACINGS = ("leading", "trailing", "linspace")

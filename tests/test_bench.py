@@ -125,7 +125,7 @@ def test_without_peers_the_ratio_is_not_measured():
     assert "skipped: --no-peers" in report.unet_table(r)
 
 
-def test_verdict_reads_like_the_issue():
+def test_verdict_reads_like_the_targets():
     row = {"value": 1.31, "op": ">=", "bound": 1.25, "unit": "x", "met": True}
     assert report.verdict(row) == "1.31x (target >= 1.25x) met"
     assert report.verdict({**row, "value": 1.1, "met": False}) == "1.10x (target >= 1.25x) NOT met"

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from minifusion.diffusion import DDIMScheduler, DPMSolverMultistepScheduler
+from minifusion.eval.interpolation_eval import evaluate_interpolation, evaluation_clips, linear_blend
 from minifusion.eval.interpolation_metrics import (
     KINDS,
     METHODS,
@@ -22,8 +23,7 @@ from minifusion.eval.interpolation_metrics import (
     summarize_frames,
     summarize_interpolation,
 )
-from minifusion.training.recipes.common import psnr
-from minifusion.training.recipes.interpolation_eval import evaluate_interpolation, evaluation_clips, linear_blend
+from minifusion.eval.pixel_metrics import psnr
 
 SIZE = 32
 

@@ -14,6 +14,7 @@ import torch
 
 import minifusion
 from minifusion.diffusion import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from minifusion.eval.interpolation_eval import linear_blend
 from minifusion.models import (
     Autoencoder,
     AutoencoderConfig,
@@ -27,7 +28,6 @@ from minifusion.pipeline import FusionFramesPipeline
 from minifusion.pipelines import PipelineSettings, interleave, interpolate_pass, pretrained, write_model_index
 from minifusion.pipelines import model_index as model_index_module
 from minifusion.pipelines.interpolation import pair_blend
-from minifusion.training.recipes.interpolation_eval import linear_blend
 
 CAPTIONS = ["a red circle moves right", "a blue square moves left"]
 UNET = dict(block_out_channels=(8, 16), layers_per_block=1, cross_attention_dim=16, attention_head_dim=8,

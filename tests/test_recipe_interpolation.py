@@ -13,32 +13,24 @@ import torch
 from torch import nn
 
 from minifusion.data import MovingShapes
+from minifusion.data.interpolation_windows import InterpolationClips, window_length
 from minifusion.diffusion import DDIMScheduler, DDPMScheduler
+from minifusion.eval.interpolation_eval import evaluate_interpolation, evaluation_clips, linear_blend
 from minifusion.models.interpolation_unet import InterpolationUNet
 from minifusion.models.masked_interpolation_unet import MaskedInterpolationUNet
 from minifusion.pipelines.interpolation import interleave, interpolate_pass
+from minifusion.pipelines.mfi import masked_inputs, mfi_interpolate_pass
 from minifusion.training import per_sample_bernoulli, per_sample_noise, per_sample_randint, sample_generators
-from minifusion.training.recipes import STAGES, load_recipe, psnr, train_autoencoder, train_t2i, train_text_encoder
-from minifusion.training.recipes.interpolation import (
-    InterpolationClips,
-    InterpolationRecipe,
+from minifusion.training.objectives import (
     InterpolationTask,
+    MFITask,
     build_interpolation_input,
     draw_sample_randomness,
-    evaluate_interpolation,
     split_clip_latents,
-    task_from_recipe,
-    train_interpolation,
-    window_length,
 )
-from minifusion.training.recipes.interpolation_eval import evaluation_clips, linear_blend
-from minifusion.training.recipes.mfi import (
-    MFIRecipe,
-    MFITask,
-    masked_inputs,
-    mfi_interpolate_pass,
-    train_mfi,
-)
+from minifusion.training.recipes import STAGES, load_recipe, psnr, train_autoencoder, train_t2i, train_text_encoder
+from minifusion.training.recipes.interpolation import InterpolationRecipe, task_from_recipe, train_interpolation
+from minifusion.training.recipes.mfi import MFIRecipe, train_mfi
 
 TRAINING = {"steps": 3, "batch_size": 4, "checkpoint_every": 2, "log_every": 1, "device": "cpu"}
 TINY_AE = {"model": {"block_out_channels": [8, 16], "norm_groups": 4, "sample_size": 16},

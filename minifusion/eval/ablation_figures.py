@@ -83,8 +83,8 @@ def _keyframe_rows(runs: dict[str, Path], seed: int, steps: int) -> dict[str, to
 
 def _interpolation_rows(runs: dict[str, Path], seed: int, steps: int, frames: int = 13) -> dict[str, torch.Tensor]:
     from minifusion.eval.ablation_tables import _load_interpolator
+    from minifusion.eval.interpolation_eval import evaluate_interpolation
     from minifusion.models import Autoencoder
-    from minifusion.training.recipes.interpolation_eval import evaluate_interpolation
 
     rows = {}
     for variant, folder in runs.items():

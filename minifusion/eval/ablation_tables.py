@@ -60,14 +60,14 @@ def _load_interpolator(folder: Path, variant: str):
 
 
 def evaluate_interpolator(folder: Path, variant: str, seed: int, options: AblationOptions) -> dict:
+    from minifusion.eval.interpolation_eval import evaluate_interpolation
     from minifusion.eval.video_metrics import frame_difference
     from minifusion.models import Autoencoder
-    from minifusion.training.recipes.interpolation_eval import evaluate_interpolation
 
     device = _device(options)
     autoencoder = Autoencoder.from_pretrained(folder / "autoencoder").to(device).eval()
     if variant == "latent_blend":  # no network: the keyframe latents blended linearly
-        from minifusion.training.recipes.interpolation_eval import linear_blend
+        from minifusion.eval.interpolation_eval import linear_blend
 
         model, scheduler = None, None
         interpolate_fn = lambda latents, frame_skip, generator: linear_blend(latents, 3)  # noqa: E731

@@ -123,8 +123,8 @@ def pixel_checks(videos: torch.Tensor, real: torch.Tensor, grid: list[dict]) -> 
 def reconstruction_metrics(pipe, *, num_clips: int, seed: int, interpolation_steps: int | None) -> dict:
     """PSNR, SSIM and flicker ratio of interpolation (both passes) and of the decoders on held-out clips."""
     from minifusion.data import MovingShapes
+    from minifusion.eval.interpolation_eval import evaluate_interpolation
     from minifusion.training.recipes.decoder import reconstruct
-    from minifusion.training.recipes.interpolation_eval import evaluate_interpolation
 
     out: dict = {"num_clips": num_clips}
     if pipe.interpolation_unet is not None:

@@ -241,3 +241,12 @@ def motion_report(video: torch.Tensor, colors: list[str], directions: list[str],
         "colors": found_colors,
         "directions": found_dirs,
     }
+
+
+def psnr(reconstruction: torch.Tensor, target: torch.Tensor) -> float:
+    """One peak signal-to-noise ratio in dB over all the pixels of frames in [-1, 1] (peak-to-peak 2): 10 log10(4 / MSE).
+
+    The reconstruction is clamped to [-1, 1] first (what a viewer sees); MSE over all pixels.
+    """
+    mse = (reconstruction.clamp(-1, 1) - target).pow(2).mean().item()
+    return math.inf if mse == 0 else 10 * math.log10(4 / mse)

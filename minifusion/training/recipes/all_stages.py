@@ -30,11 +30,11 @@ from pathlib import Path
 
 from minifusion.checks import positive_int
 from minifusion.training.recipes.common import METRICS_NAME, load_recipe, run_dir
+from minifusion.training.recipes.stages import STAGES
 
 ORDER = ("text_encoder", "autoencoder", "t2i", "keyframes", "interpolation", "decoder", "mfi")  # training order
 # the stages whose parts each stage reads from the pipeline folder: it starts once they have finished
-NEEDS = {"text_encoder": (), "autoencoder": (), "t2i": ("text_encoder", "autoencoder"), "keyframes": ("t2i",),
-         "interpolation": ("t2i",), "decoder": ("autoencoder",), "mfi": ("t2i",)}
+NEEDS = {name: stage.requires for name, stage in STAGES.items()}
 
 
 class StageFailed(RuntimeError):
@@ -87,7 +87,6 @@ def train_all(out_dir: str | Path, *, steps: int | None = None, config=None, res
         jobs: stages trained at once, each in its own process (1: one after another, in this process).
     """
     from minifusion.training.distributed import init_distributed
-    from minifusion.training.recipes import STAGES
 
     positive_int("jobs", jobs, note="(stages trained at once)")
     ctx = init_distributed()

@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from minifusion.checks import check_int, check_number
+from minifusion.eval.pixel_metrics import psnr
 from minifusion.models.autoencoder import Autoencoder, AutoencoderConfig
 from minifusion.training.config import TrainingConfig
 from minifusion.training.distributed import finish_stage
+from minifusion.training.objectives.autoencoder import AutoencoderTask
 from minifusion.training.randomness import seed_everything
 from minifusion.training.recipes.common import (
     METRICS_NAME,
@@ -38,7 +39,6 @@ from minifusion.training.recipes.common import (
     build_clips,
     collate_frames,
     prepare_recipe,
-    psnr,
     recipe_to_dict,
     run_dir,
     spread_indices,
@@ -77,34 +77,6 @@ class AutoencoderRecipe:
         if self.model.decoder_temporal != "none":
             raise ValueError(f"the autoencoder stage trains the image decoder: model.decoder_temporal must be "
                              f"'none', got {self.model.decoder_temporal!r} (the decoder stage adds temporal layers)")
-
-
-def image_gradient_l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean |dx(x) - dx(y)| + mean |dy(x) - dy(y)| of images (B, C, H, W): an edge-sharpness loss."""
-    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731  (B, C, H, W-1)
-    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731  (B, C, H-1, W)
-    return (dx(x) - dx(y)).abs().mean() + (dy(x) - dy(y)).abs().mean()
-
-
-class AutoencoderTask:
-    """Reconstruction loss of a batch ``{"video": (B, C, H, W)}``; draws no randomness."""
-
-    def __init__(self, *, mse_weight: float = 1.0, l1_weight: float = 0.0, gradient_weight: float = 0.0,
-                 latent_weight: float = 1e-4) -> None:
-        self.mse_weight, self.l1_weight = mse_weight, l1_weight
-        self.gradient_weight, self.latent_weight = gradient_weight, latent_weight
-
-    def loss(self, model: Autoencoder, batch: dict, sample_indices: list[int],
-             generators: list[torch.Generator]) -> torch.Tensor:
-        x = batch["video"]  # (B, C, H, W)
-        out = model.compute_loss(x, latent_weight=self.latent_weight)
-        recon = out["reconstruction"].float()
-        loss = self.mse_weight * out["mse"] + self.latent_weight * out["latent_l2"]
-        if self.l1_weight:
-            loss = loss + self.l1_weight * F.l1_loss(recon, x.float())
-        if self.gradient_weight:
-            loss = loss + self.gradient_weight * image_gradient_l1(recon, x.float())
-        return loss
 
 
 def validation_frames(recipe: AutoencoderRecipe, train_frames: FrameDataset) -> tuple[torch.Tensor, str]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,10 +282,3 @@ def load_scheduler(out_dir: str | os.PathLike, scheduler_class=None):
 
 
 # -- metrics -------------------------------------------------------------------------------------
-def psnr(reconstruction: torch.Tensor, target: torch.Tensor) -> float:
-    """Peak signal-to-noise ratio in dB of frames in [-1, 1] (peak-to-peak 2): 10 log10(4 / MSE).
-
-    The reconstruction is clamped to [-1, 1] first (what a viewer sees); MSE over all pixels.
-    """
-    mse = (reconstruction.clamp(-1, 1) - target).pow(2).mean().item()
-    return math.inf if mse == 0 else 10 * math.log10(4 / mse)

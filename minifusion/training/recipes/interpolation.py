@@ -36,16 +36,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 from torch.utils.data import Dataset
 
 from minifusion.checks import check_int, check_number
+from minifusion.data.interpolation_windows import InterpolationClips, window_length
 from minifusion.diffusion import DDPMScheduler, sample_range_from_data
+from minifusion.eval.interpolation_eval import evaluate_interpolation, save_interpolation_figure
 from minifusion.models.interpolation_unet import INITS, InterpolationUNet
-from minifusion.pipelines.interpolation import pair_conditioning
 from minifusion.pipelines.model_index import (
     DEFAULT_SAMPLER_CLASS,
     MODEL_INDEX_NAME,
@@ -56,9 +54,12 @@ from minifusion.pipelines.model_index import (
 from minifusion.training.checkpointing import list_checkpoints
 from minifusion.training.config import TrainingConfig
 from minifusion.training.distributed import finish_stage
-from minifusion.training.latent_cache import LatentCache, dataset_description
+from minifusion.training.latent_cache import LatentCache
+from minifusion.training.objectives.interpolation import (
+    InterpolationTask,
+)
 from minifusion.training.precision import resolve_device
-from minifusion.training.randomness import per_sample_bernoulli, per_sample_noise, per_sample_randint, seed_everything
+from minifusion.training.randomness import seed_everything
 from minifusion.training.recipes.common import (
     METRICS_NAME,
     RECIPE_NAME,
@@ -69,12 +70,6 @@ from minifusion.training.recipes.common import (
     recipe_to_dict,
     run_dir,
     write_json,
-)
-
-# evaluation lives in its own module; re-exported here for ``from ...interpolation import evaluate_interpolation``
-from minifusion.training.recipes.interpolation_eval import (  # noqa: E402
-    evaluate_interpolation,
-    save_interpolation_figure,
 )
 from minifusion.training.trainer import Trainer
 
@@ -125,67 +120,7 @@ class InterpolationRecipe:
                       prediction_type="v_prediction")  # validates both
 
 
-# -- data: clip windows at whole or quarter frames -------------------------------------------------
-def window_length(num_keyframes: int, frames_per_pair: int) -> int:
-    """Frames of a window: K keyframes + n between each pair = (n + 1)(K - 1) + 1 (8, 3 -> 29)."""
-    return (frames_per_pair + 1) * (num_keyframes - 1) + 1
-
-
-class InterpolationClips(Dataset):
-    """Windows of K keyframes ``frame_skip`` source frames apart and the n frames between each pair.
-
-    Item i: ``{"video": (C, (n + 1)(K - 1) + 1, H, W) in [-1, 1], "caption", "attributes": {"start"}}``
-    rendered at times ``start + j * frame_skip / (n + 1)``. ``start`` is 0 when the window fills the
-    clip, else a whole source frame drawn from (seed, i). Moving Shapes renders any (float) time;
-    other datasets (``ClipFolder``) give whole frames only, so they need ``frame_skip == n + 1``
-    and their clips must have exactly that many frames.
-    """
-
-    def __init__(self, clips: Dataset, *, frame_skip: float, num_keyframes: int, frames_per_pair: int = 3,
-                 seed: int = 0) -> None:
-        self.clips, self.frame_skip, self.seed = clips, float(frame_skip), int(seed)
-        self.num_keyframes, self.frames_per_pair = int(num_keyframes), int(frames_per_pair)
-        self.num_frames = window_length(self.num_keyframes, self.frames_per_pair)
-        self.renders = hasattr(clips, "render") and hasattr(clips, "clip_params")
-        if not self.renders and (self.frame_skip != self.frames_per_pair + 1 or clips.num_frames != self.num_frames):
-            raise ValueError(f"a {type(clips).__name__} gives whole frames only: frame_skip {frame_skip!r} must be "
-                             f"{self.frames_per_pair + 1} and its clips must have {self.num_frames} frames, got "
-                             f"{clips.num_frames} (the quarter-frame pass needs Moving Shapes)")
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def times(self, index: int) -> np.ndarray:
-        """Source times of item ``index``'s frames (Moving Shapes)."""
-        clip_times = self.clips.clip_params(index).times
-        duration = float(clip_times[-1] - clip_times[0])
-        span = self.frame_skip * (self.num_keyframes - 1)
-        if span > duration + 1e-9:
-            raise ValueError(f"a window of {self.num_keyframes} keyframes {self.frame_skip:g} apart spans {span:g} "
-                             f"source frames; the clips last only {duration:g}")
-        slack = int(np.floor(duration - span + 1e-9))
-        start = 0 if slack == 0 else int(np.random.default_rng((self.seed, int(index))).integers(slack + 1))
-        return clip_times[0] + start + np.arange(self.num_frames) * self.frame_skip / (self.frames_per_pair + 1)
-
-    def __getitem__(self, index: int) -> dict:
-        if not self.renders:
-            item = self.clips[index]
-            return {"video": item["video"], "caption": item.get("caption", ""), "attributes": {"start": 0.0}}
-        params, times = self.clips.clip_params(index), self.times(index)
-        return {"video": self.clips.render(index, times), "caption": params.caption,
-                "attributes": {"start": float(times[0])}}
-
-    def fingerprint_fields(self) -> dict:
-        """What defines the items (for ``LatentCache``), including a clip folder's files."""
-        fields = {"clips": dataset_description(self.clips), "frame_skip": self.frame_skip, "seed": self.seed,
-                  "num_keyframes": self.num_keyframes, "frames_per_pair": self.frames_per_pair}
-        if hasattr(self.clips, "entries"):  # ClipFolder: without these, another folder's latents would be reused
-            fields["root"] = str(Path(self.clips.root).resolve())
-            fields["files"] = [[p.name, caption, p.stat().st_mtime_ns if p.is_file() else 0]
-                               for p, caption in self.clips.entries]
-        return fields
-
-
+# -- data: latents of the clip windows --------------------------------------------------------------
 class PairedLatents(Dataset):
     """Item i = ``{"coarse": (C, F, h, w), "fine": (C, F, h, w)}``: clip i's pass-1 and pass-2 window latents."""
 
@@ -205,86 +140,9 @@ class PairedLatents(Dataset):
 
 
 # -- the layout the pipeline uses ------------------------------------------------------------------
-def split_clip_latents(clip: torch.Tensor, frames_per_pair: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Window latents (B, C, (n + 1)(K - 1) + 1, h, w) -> keyframes (B, C, K, h, w), middles (B, n C, K - 1, h, w).
-
-    The inverse of ``minifusion.pipelines.interpolation.interleave``: channels ``(n c)``, frame 1 first.
-    """
-    m = frames_per_pair + 1
-    if clip.ndim != 5 or (clip.shape[2] - 1) % m or clip.shape[2] < m + 1:
-        raise ValueError(f"window latents must be (B, C, {m} (K - 1) + 1, h, w) with K >= 2, got shape "
-                         f"{tuple(clip.shape)}")
-    body = rearrange(clip[:, :, :-1], "b c (p m) h w -> b c p m h w", m=m)  # (B, C, P, n + 1, h, w)
-    middle = rearrange(body[:, :, :, 1:], "b c p n h w -> b (n c) p h w")  # (B, n C, P, h, w)
-    return clip[:, :, ::m], middle
-
-
-def build_interpolation_input(keyframes: torch.Tensor, noisy_middle: torch.Tensor) -> torch.Tensor:
-    """Keyframes (B, C, K, h, w) + noisy middles (B, n C, K - 1, h, w) -> (B, (n + 2) C, K - 1, h, w).
-
-    Per pair [left keyframe | noisy middles | right keyframe], as ``interpolate_pass`` builds it.
-    """
-    left, right = pair_conditioning(keyframes)  # (B, C, P, h, w) each
-    return torch.cat([left, noisy_middle, right], dim=1)
 
 
 # -- randomness and the loss ----------------------------------------------------------------------
-def draw_sample_randomness(generators: list[torch.Generator], *, clip_shape: tuple[int, ...], num_keyframes: int,
-                           fine_fraction: float, num_train_timesteps: int, max_perturbation: int,
-                           keyframe_dropout: float, device: torch.device) -> dict:
-    """Per sample, in this order: pass-2 choice, t, t_p, keyframe dropout, clip noise, keyframe noise."""
-    c, _, h, w = clip_shape
-    return {"fine": per_sample_bernoulli(generators, fine_fraction, device=device),  # (B,) bool
-            "t": per_sample_randint(generators, 0, num_train_timesteps, device=device),  # (B,)
-            "t_p": per_sample_randint(generators, 0, max_perturbation + 1, device=device),  # (B,)
-            "drop": per_sample_bernoulli(generators, keyframe_dropout, device=device),  # (B,) bool
-            "noise": per_sample_noise(generators, clip_shape, device=device),  # (B, C, F, h, w)
-            "keyframe_noise": per_sample_noise(generators, (c, num_keyframes, h, w), device=device)}  # (B, C, K, h, w)
-
-
-class InterpolationTask:
-    """v-prediction loss of the interpolator on pairs of (perturbed, sometimes dropped) keyframes.
-
-    Args:
-        scheduler: the training scheduler (cosine, ``prediction_type="v_prediction"``).
-        frame_skip: the pass-1 skip (4); pass 2 uses ``frame_skip / (frames_per_pair + 1)`` (1).
-    """
-
-    def __init__(self, scheduler, *, frame_skip: float = 4.0, frames_per_pair: int = 3, fine_fraction: float = 0.5,
-                 max_perturbation: int = 250, keyframe_dropout: float = 0.1) -> None:
-        self.scheduler, self.frames_per_pair = scheduler, int(frames_per_pair)
-        self.coarse_skip = float(frame_skip)
-        self.fine_skip = self.coarse_skip / (self.frames_per_pair + 1)
-        self.fine_fraction, self.max_perturbation = float(fine_fraction), int(max_perturbation)
-        self.keyframe_dropout = float(keyframe_dropout)
-
-    def prepare(self, batch: dict, generators: list[torch.Generator]) -> dict:
-        """The sample's window latents, its randomness, frame skips and perturbed/dropped keyframes."""
-        coarse = batch["coarse"]  # (B, C, F, h, w)
-        m = self.frames_per_pair + 1
-        k = (coarse.shape[2] - 1) // m + 1
-        r = draw_sample_randomness(generators, clip_shape=tuple(coarse.shape[1:]), num_keyframes=k,
-                                   fine_fraction=self.fine_fraction if "fine" in batch else 0.0,
-                                   num_train_timesteps=self.scheduler.num_train_timesteps,
-                                   max_perturbation=self.max_perturbation, keyframe_dropout=self.keyframe_dropout,
-                                   device=coarse.device)
-        clip = torch.where(r["fine"][:, None, None, None, None], batch["fine"], coarse) if "fine" in batch else coarse
-        r["clip"] = clip.to(r["noise"].dtype)
-        r["frame_skip"] = torch.where(r["fine"], self.fine_skip, self.coarse_skip).float()  # (B,)
-        keyframes = self.scheduler.add_noise(r["clip"][:, :, ::m], r["keyframe_noise"], r["t_p"])  # (B, C, K, h, w)
-        r["keyframes"] = keyframes * (~r["drop"]).to(keyframes.dtype)[:, None, None, None, None]
-        return r
-
-    def loss(self, model: InterpolationUNet, batch: dict, sample_indices: list[int],
-             generators: list[torch.Generator]) -> torch.Tensor:
-        r = self.prepare(batch, generators)
-        _, middle = split_clip_latents(r["clip"], self.frames_per_pair)  # (B, 12, P, h, w)
-        _, noise = split_clip_latents(r["noise"], self.frames_per_pair)
-        x_t = self.scheduler.add_noise(middle, noise, r["t"])
-        target = self.scheduler.training_target(middle, noise, r["t"])
-        prediction = model(build_interpolation_input(r["keyframes"], x_t), r["t"], frame_skip=r["frame_skip"],
-                           perturbation_level=r["t_p"])
-        return F.mse_loss(prediction.float(), target.float())
 
 
 # -- the stage ------------------------------------------------------------------------------------

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from minifusion.checks import check_number, positive_int
 from minifusion.diffusion import DDIMScheduler, DDPMScheduler, classifier_free_guidance, sample_loop
@@ -43,8 +42,9 @@ from minifusion.models.unet import UNet, UNetConfig
 from minifusion.training.config import TrainingConfig
 from minifusion.training.distributed import finish_stage
 from minifusion.training.latent_cache import LatentCache
+from minifusion.training.objectives.t2i import T2ITask
 from minifusion.training.precision import resolve_device
-from minifusion.training.randomness import per_sample_bernoulli, per_sample_noise, per_sample_randint, seed_everything
+from minifusion.training.randomness import seed_everything
 from minifusion.training.recipes.common import (
     METRICS_NAME,
     DataOptions,
@@ -105,32 +105,6 @@ class CaptionCollate:
         latents = torch.stack([it["latents"][:, 0] for it in items])  # (B, C, 1, h, w) -> (B, C, h, w)
         input_ids, attention_mask = self.tokenizer([it["caption"] for it in items])
         return {"latents": latents, "input_ids": input_ids, "attention_mask": attention_mask}
-
-
-class T2ITask:
-    """Epsilon/v/x0 diffusion loss of the U-Net on text from the frozen text encoder.
-
-    Per sample, in this order: timestep, noise, caption-dropout decision. A dropped caption's
-    mask row is cleared, which the text encoder answers with its null embedding.
-    """
-
-    def __init__(self, scheduler, text_encoder: TextEncoder, *, caption_dropout: float = 0.1) -> None:
-        self.scheduler, self.caption_dropout = scheduler, float(caption_dropout)
-        self.text_encoder = text_encoder.eval().requires_grad_(False)
-
-    def loss(self, model, batch: dict, sample_indices: list[int], generators: list[torch.Generator]) -> torch.Tensor:
-        x0 = batch["latents"]  # (B, C, h, w)
-        device = x0.device
-        t = per_sample_randint(generators, 0, self.scheduler.num_train_timesteps, device=device)  # (B,)
-        noise = per_sample_noise(generators, x0.shape[1:], device=device, dtype=x0.dtype)  # (B, C, h, w)
-        drop = per_sample_bernoulli(generators, self.caption_dropout, device=device)  # (B,) bool
-        mask = batch["attention_mask"] & ~drop[:, None]  # (B, L); empty rows -> null embedding
-        with torch.no_grad():
-            hidden, hidden_mask = self.text_encoder(batch["input_ids"], mask)  # (B, L, D), (B, L)
-        x_t = self.scheduler.add_noise(x0, noise, t)
-        target = self.scheduler.training_target(x0, noise, t)
-        prediction = model(x_t, t, hidden, hidden_mask)
-        return F.mse_loss(prediction.float(), target.float())
 
 
 def _load_autoencoder(out_dir: Path) -> Autoencoder:

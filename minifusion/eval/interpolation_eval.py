@@ -25,10 +25,12 @@ import torch
 from torch.utils.data import Dataset
 
 from minifusion.checks import check_int
+from minifusion.data.interpolation_windows import InterpolationClips
 from minifusion.diffusion import DDIMScheduler
+from minifusion.eval.pixel_metrics import psnr
 from minifusion.models.interpolation_unet import InterpolationUNet
 from minifusion.pipelines.interpolation import interleave, interpolate_pass, pair_blend
-from minifusion.training.recipes.common import psnr
+from minifusion.pipelines.mfi import mfi_interpolate_pass
 
 
 def linear_blend(keyframes: torch.Tensor, frames_per_pair: int) -> torch.Tensor:
@@ -189,8 +191,6 @@ def evaluate_interpolation(model, scheduler, autoencoder, *, clips: Dataset | No
                        guidance_scale=guidance_scale, generator=generator, use_autocast=False,
                        progress_bar_config={"disable": True}, **options)
 
-    from minifusion.training.recipes.interpolation import InterpolationClips  # the stage module imports this one
-
     kinds, speeds = zip(*(_clip_kind(clips, i) for i in indices)) if indices else ((), ())
     clip_kinds = {"single_shape": {}, "two_shapes": kinds.count("two_shapes"), "unknown": kinds.count(None)}
     for kind, speed in zip(kinds, speeds):
@@ -273,7 +273,6 @@ def mfi_or_fusionframes(model, frames_per_pair: int = 3) -> Callable:
     """The sampling pass of ``model``: ``interpolate_pass`` or the MFI baseline's ``mfi_interpolate_pass``."""
     if isinstance(model, InterpolationUNet):
         return interpolate_pass
-    from minifusion.training.recipes.mfi import mfi_interpolate_pass
 
     return functools.partial(mfi_interpolate_pass, frames_per_pair=frames_per_pair)
 
