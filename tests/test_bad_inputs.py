@@ -298,7 +298,7 @@ ROWS: list[Row] = [
         "'pipe/keyframe_unet' is missing",
         given="pipe/ = the shipped checkpoint without keyframe_unet/", setup="pipe_without_keyframe_unet"),
     Row(FILES, "pipeline-index-corrupt", 'FusionFramesPipeline.from_pretrained("pipe")', ValueError,
-        "file 'pipe/model_index.json' is corrupt (not valid JSON): …",
+        "file 'pipe/model_index.json' is not valid JSON: …",
         given="pipe/model_index.json cut short", setup="pipe_cut_index"),
     Row(FILES, "pipeline-setting-unknown", 'PipelineSettings.from_dict({"latent_range": 5.5, "guidance": 6})',
         ValueError, "settings: unknown pipeline settings ['guidance']; allowed: ['decode_chunk_size', …]"),

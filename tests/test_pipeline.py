@@ -515,7 +515,7 @@ def test_missing_folder_and_index(saved, tmp_path):
 
 
 @pytest.mark.parametrize("damage, match", [
-    (lambda f: (f / "model_index.json").write_text("{not json"), r"model_index.json.*corrupt"),
+    (lambda f: (f / "model_index.json").write_text("{not json"), r"model_index.json.*is not valid JSON"),
     (lambda f: (f / "model_index.json").write_text('{"components": {"autoencoder": "Autoencoder"}}'),
      r"model_index.json.*incomplete"),
     (lambda f: _edit_index(f, lambda d: d["settings"].pop("latent_range")), r"model_index.json.*latent_range"),
@@ -527,7 +527,7 @@ def test_missing_folder_and_index(saved, tmp_path):
     (lambda f: (f / "text_encoder" / "config.json").write_text("[1, 2"), r"text_encoder/config.json.*not valid JSON"),
     (lambda f: (f / "scheduler" / "scheduler_config.json").unlink(), r"missing scheduler_config.json"),
     (lambda f: (f / "interpolation_scheduler" / "scheduler_config.json").write_text("{oops"),
-     r"interpolation_scheduler/scheduler_config.json.*corrupt"),
+     r"interpolation_scheduler/scheduler_config.json.*is not valid JSON"),
     (lambda f: (f / "scheduler" / "scheduler_config.json").write_text('{"beta_schedule": "zigzag"}'),
      r"scheduler/scheduler_config.json.*corrupt.*zigzag"),
 ])

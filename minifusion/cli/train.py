@@ -9,20 +9,17 @@ import time
 from pathlib import Path
 
 from minifusion import argtypes
+from minifusion.json_files import read_json
 
 
 def _stage_config(path: Path | None, stage: str):
     """A recipe override file, or the ``stage`` section of a pipeline config file (keys = stage names)."""
-    import json
 
     from minifusion.training.recipes.all_stages import ORDER
 
     if path is None or stage == "all":
         return path
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"config file {str(path)!r} is not valid JSON: {e}") from None
+    data = read_json(path, "config file")
     if isinstance(data, dict) and data and set(data) <= set(ORDER):  # a pipeline config such as configs/*.json
         return data.get(stage, {})
     return path

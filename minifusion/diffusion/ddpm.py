@@ -16,6 +16,7 @@ Taught in notebook 03 (notebooks/03_samplers.ipynb).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -50,40 +51,9 @@ class DDPMScheduler(BaseScheduler):
     of the cosine schedule): they use x0 = 0 there (see ``BaseScheduler._pred_x0_eps``).
     """
 
-    def __init__(
-        self,
-        *,
-        num_train_timesteps: int = 1000,
-        beta_start: float = 0.0001,
-        beta_end: float = 0.02,
-        beta_schedule: str = "linear",
-        prediction_type: str = "epsilon",
-        clip_sample: bool = False,
-        clip_sample_range: float = 1.0,
-        thresholding: bool = False,
-        dynamic_thresholding_ratio: float = 0.995,
-        sample_max_value: float = 1.0,
-        timestep_spacing: str = "leading",
-        steps_offset: int = 0,
-        rescale_betas_zero_snr: bool = False,
-        variance_type: str = "fixed_small",
-    ) -> None:
+    def __init__(self, *, variance_type: str = "fixed_small", **kwargs: Any) -> None:
         check_choice("variance_type", variance_type, VARIANCE_TYPES)
-        super().__init__(
-            num_train_timesteps=num_train_timesteps,
-            beta_start=beta_start,
-            beta_end=beta_end,
-            beta_schedule=beta_schedule,
-            prediction_type=prediction_type,
-            clip_sample=clip_sample,
-            clip_sample_range=clip_sample_range,
-            thresholding=thresholding,
-            dynamic_thresholding_ratio=dynamic_thresholding_ratio,
-            sample_max_value=sample_max_value,
-            timestep_spacing=timestep_spacing,
-            steps_offset=steps_offset,
-            rescale_betas_zero_snr=rescale_betas_zero_snr,
-        )
+        super().__init__(**kwargs)  # the schedule arguments of BaseScheduler (DDPMScheduler's docstring)
         self._config["variance_type"] = variance_type
 
     def posterior_coefficients(self, timestep: int | torch.Tensor) -> tuple[float, float, float]:

@@ -19,6 +19,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from minifusion.json_files import read_json_object
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
@@ -140,13 +142,7 @@ class ModelMixin(nn.Module):
         for p in (config_path, weights_path):
             if not p.is_file():
                 raise ValueError(f"checkpoint folder {str(directory)!r} is incomplete: missing {p.name}")
-        try:
-            raw = json.loads(config_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"checkpoint file {str(config_path)!r} is not valid JSON: {e}") from None
-        if not isinstance(raw, dict):
-            raise ValueError(f"checkpoint file {str(config_path)!r} must hold a JSON object of config keys, "
-                             f"got a {type(raw).__name__}")
+        raw = read_json_object(config_path, "checkpoint file", holding="config keys")
         name = raw.pop("_class_name", cls.__name__)
         if name != cls.__name__:
             raise ValueError(f"{str(config_path)!r} holds a {name}, not a {cls.__name__}")

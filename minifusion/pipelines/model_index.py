@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from minifusion.checks import check_number, positive_int
+from minifusion.json_files import read_json_object
 from minifusion.models.modeling_utils import CONFIG_NAME, atomic_write_bytes
 from minifusion.pipelines.denoising import check_strength
 
@@ -149,13 +150,7 @@ def sampling_scheduler_config(training_scheduler, sampler_class: str = DEFAULT_S
 def _read_json(path: Path) -> dict:
     if not path.is_file():
         raise ValueError(f"pipeline folder {str(path.parent)!r} is incomplete: missing {path.name} ({str(path)!r})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"file {str(path)!r} is corrupt (not valid JSON): {e}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"file {str(path)!r} is corrupt: expected a JSON object, got {type(data).__name__}")
-    return data
+    return read_json_object(path)
 
 
 def write_json(path: Path, data: dict) -> Path:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minifusion.checks import check_int, check_number, check_one_of
+from minifusion.json_files import read_json_object
 
 MIXED_PRECISION_MODES: tuple[str, ...] = ("no", "bf16", "fp16", "auto")
 
@@ -111,14 +112,7 @@ class TrainingConfig:
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrainingConfig:
         """The config saved in ``path`` (``training_config.json``); a ValueError naming the file if it is broken."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"training config {str(path)!r} is not valid JSON: {e}") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"training config {str(path)!r} must hold a JSON object, got {type(data).__name__}")
-        return cls.from_dict(data)
+        return cls.from_dict(read_json_object(path, "training config"))
 
     def replace(self, **changes) -> TrainingConfig:
         """A copy with some fields changed (validated again)."""

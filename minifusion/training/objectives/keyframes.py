@@ -14,16 +14,15 @@ import torch.nn.functional as F
 
 from minifusion.models.keyframe_unet import KeyframeUNet
 from minifusion.models.text_encoder import TextEncoder
-from minifusion.training.randomness import per_sample_bernoulli, per_sample_noise, per_sample_randint
+from minifusion.training.objectives.t2i import T2ITask
 
 LOSS_WEIGHTINGS = ("epsilon", "v")
 
 
-class KeyframesTask:
-    """Diffusion loss of the keyframe U-Net on text from the frozen text encoder.
+class KeyframesTask(T2ITask):
+    """The T2I objective on keyframe clips (B, C, K, h, w), each keyframe told its source position.
 
-    Per sample, in this order: timestep, noise (B, C, K, h, w), caption-dropout decision (a
-    dropped caption's mask row is cleared, which the text encoder answers with its null embedding).
+    The same draws as ``T2ITask.draw``, per sample: timestep, noise (B, C, K, h, w), caption dropout.
 
     ``loss_weighting``: "epsilon" is the T2I objective, the plain MSE of the predicted noise.
     "v" weighs each sample's noise MSE by 1 / alpha_bar_t (capped at ``loss_weight_cap``), which
@@ -44,26 +43,18 @@ class KeyframesTask:
         if loss_weighting == "v" and scheduler.config["prediction_type"] != "epsilon":
             raise ValueError(f"loss_weighting 'v' reweights a noise prediction; this scheduler trains "
                              f"{scheduler.config['prediction_type']!r}")
-        self.scheduler, self.text_encoder = scheduler, text_encoder.eval().requires_grad_(False)
-        self.frame_positions, self.caption_dropout = frame_positions, float(caption_dropout)
+        super().__init__(scheduler, text_encoder, caption_dropout=caption_dropout)
+        self.frame_positions = frame_positions
         self.loss_weighting = loss_weighting
         weights = (1 / scheduler.alphas_cumprod.double()).clamp(max=float(loss_weight_cap))  # (T,)
         self.loss_weights = (weights / weights.mean()).float()  # mean 1 over uniform t
 
     def loss(self, model: KeyframeUNet, batch: dict, sample_indices: list[int],
              generators: list[torch.Generator]) -> torch.Tensor:
-        x0 = batch["latents"]  # (B, C, K, h, w)
-        device = x0.device
-        t = per_sample_randint(generators, 0, self.scheduler.num_train_timesteps, device=device)  # (B,)
-        noise = per_sample_noise(generators, x0.shape[1:], device=device, dtype=x0.dtype)  # (B, C, K, h, w)
-        drop = per_sample_bernoulli(generators, self.caption_dropout, device=device)  # (B,) bool
-        mask = batch["attention_mask"] & ~drop[:, None]  # (B, L); empty rows -> null embedding
-        with torch.no_grad():
-            hidden, hidden_mask = self.text_encoder(batch["input_ids"], mask)  # (B, L, D), (B, L)
-        x_t = self.scheduler.add_noise(x0, noise, t)
-        target = self.scheduler.training_target(x0, noise, t)
-        prediction = model(x_t, t, hidden, hidden_mask, frame_positions=self.frame_positions.to(device))
+        d = self.draw(batch, generators)
+        positions = self.frame_positions.to(d["x_t"].device)
+        prediction = model(d["x_t"], d["t"], d["hidden"], d["hidden_mask"], frame_positions=positions)
         if self.loss_weighting == "epsilon":
-            return F.mse_loss(prediction.float(), target.float())
-        per_sample = (prediction.float() - target.float()).pow(2).flatten(1).mean(1)  # (B,)
-        return (per_sample * self.loss_weights.to(device)[t]).mean()
+            return F.mse_loss(prediction.float(), d["target"].float())
+        per_sample = (prediction.float() - d["target"].float()).pow(2).flatten(1).mean(1)  # (B,)
+        return (per_sample * self.loss_weights.to(per_sample.device)[d["t"]]).mean()

@@ -26,16 +26,24 @@ class T2ITask:
         self.scheduler, self.caption_dropout = scheduler, float(caption_dropout)
         self.text_encoder = text_encoder.eval().requires_grad_(False)
 
-    def loss(self, model, batch: dict, sample_indices: list[int], generators: list[torch.Generator]) -> torch.Tensor:
-        x0 = batch["latents"]  # (B, C, h, w)
+    def draw(self, batch: dict, generators: list[torch.Generator]) -> dict:
+        """x_t, t, the target and the text of a batch ``{"latents", "input_ids", "attention_mask"}``.
+
+        Per sample, in this order: t ~ U{0..T-1}, eps ~ N(0, I) of the latents' shape, the caption-dropout
+        decision; x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps.
+        """
+        x0 = batch["latents"]  # (B, C, h, w), or (B, C, K, h, w) keyframes
         device = x0.device
         t = per_sample_randint(generators, 0, self.scheduler.num_train_timesteps, device=device)  # (B,)
-        noise = per_sample_noise(generators, x0.shape[1:], device=device, dtype=x0.dtype)  # (B, C, h, w)
+        noise = per_sample_noise(generators, x0.shape[1:], device=device, dtype=x0.dtype)  # like x0
         drop = per_sample_bernoulli(generators, self.caption_dropout, device=device)  # (B,) bool
         mask = batch["attention_mask"] & ~drop[:, None]  # (B, L); empty rows -> null embedding
         with torch.no_grad():
             hidden, hidden_mask = self.text_encoder(batch["input_ids"], mask)  # (B, L, D), (B, L)
-        x_t = self.scheduler.add_noise(x0, noise, t)
-        target = self.scheduler.training_target(x0, noise, t)
-        prediction = model(x_t, t, hidden, hidden_mask)
-        return F.mse_loss(prediction.float(), target.float())
+        return {"x_t": self.scheduler.add_noise(x0, noise, t), "t": t,
+                "target": self.scheduler.training_target(x0, noise, t), "hidden": hidden, "hidden_mask": hidden_mask}
+
+    def loss(self, model, batch: dict, sample_indices: list[int], generators: list[torch.Generator]) -> torch.Tensor:
+        d = self.draw(batch, generators)
+        prediction = model(d["x_t"], d["t"], d["hidden"], d["hidden_mask"])
+        return F.mse_loss(prediction.float(), d["target"].float())

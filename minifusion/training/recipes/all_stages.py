@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from minifusion.checks import positive_int
+from minifusion.json_files import read_json
 from minifusion.training.recipes.common import METRICS_NAME, load_recipe, run_dir
 from minifusion.training.recipes.stages import STAGES
 
@@ -49,10 +50,7 @@ def _stage_configs(config) -> dict:
         path = Path(config)
         if not path.is_file():
             raise ValueError(f"config file {str(path)!r} does not exist")
-        try:
-            config = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"config file {str(path)!r} is not valid JSON: {e}") from None
+        config = read_json(path, "config file")
     if not isinstance(config, dict):
         raise ValueError(f"the config of stage 'all' must map stage names to recipe overrides, got {config!r}")
     unknown = sorted(set(config) - set(ORDER))

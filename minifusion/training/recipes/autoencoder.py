@@ -18,7 +18,6 @@ Writes ``OUT/autoencoder/`` (EMA weights) and the run folder ``OUT/runs/autoenco
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,16 +32,15 @@ from minifusion.training.objectives.autoencoder import AutoencoderTask
 from minifusion.training.randomness import seed_everything
 from minifusion.training.recipes.common import (
     METRICS_NAME,
-    RECIPE_NAME,
     DataOptions,
     FrameDataset,
     build_clips,
     collate_frames,
     prepare_recipe,
-    recipe_to_dict,
     run_dir,
     spread_indices,
     stack_frames,
+    train_run,
     write_json,
 )
 from minifusion.training.trainer import Trainer
@@ -140,11 +138,7 @@ def train_autoencoder(out_dir: str | Path, *, steps: int | None = None,
     task = AutoencoderTask(mse_weight=recipe.mse_weight, l1_weight=recipe.l1_weight,
                            gradient_weight=recipe.gradient_weight, latent_weight=recipe.latent_weight)
     trainer = Trainer(model, task, frames, recipe.training, run, collate_fn=collate_frames)
-    if trainer.is_main:
-        write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
-    start = time.perf_counter()
-    result = trainer.train(resume=resume)
-    seconds = time.perf_counter() - start
+    result, seconds = train_run(trainer, recipe, run, resume=resume)
     if not trainer.is_main:  # under torchrun rank 0 alone writes the stage's files; the others wait for it
         return finish_stage(out_dir / STAGE)
     if result.model_dir is None:  # stopped early (only possible with max_steps, kept for safety)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from minifusion.checks import check_int, positive_int
+from minifusion.json_files import read_json
 from minifusion.models.modeling_utils import atomic_write_bytes
 
 R = TypeVar("R")
@@ -77,10 +79,7 @@ def load_recipe(recipe_class: type[R], config: R | dict | str | os.PathLike | No
         path = Path(config)
         if not path.is_file():
             raise ValueError(f"config file {str(path)!r} does not exist")
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"config file {str(path)!r} is not valid JSON: {e}") from None
+        config = read_json(path, "config file")
     if not isinstance(config, dict):
         raise ValueError(f"config must be a {recipe_class.__name__}, a dict, a JSON file path or None, "
                          f"got {type(config).__name__}")
@@ -254,6 +253,25 @@ def train_run(trainer, recipe, run: Path, *, resume: bool):
     start = time.perf_counter()
     result = trainer.train(resume=resume)
     return result, time.perf_counter() - start
+
+
+def check_resumed_field(run: Path, recipe, field: str, *, resume: bool) -> None:
+    """A resumed run keeps the variant it was started with (``temporal``, ``variant``): another needs another --out."""
+    saved_file = run / RECIPE_NAME
+    if not resume or not saved_file.is_file():
+        return
+    saved, wanted = getattr(load_recipe(type(recipe), saved_file), field), getattr(recipe, field)
+    if saved != wanted:
+        raise ValueError(f"the run in {str(run)!r} trains {field} {saved!r}; it cannot resume as {wanted!r} "
+                         "(use another --out for another variant)")
+
+
+def seconds_per_step(log_path: Path) -> float:
+    """Median training seconds per step over the logged windows of ``log.csv`` (NaN without any)."""
+    from minifusion.training.metrics import read_log
+
+    rates = [float(r["steps_per_sec"]) for r in read_log(log_path) if float(r.get("steps_per_sec") or 0) > 0]
+    return 1.0 / float(np.median(rates)) if rates else math.nan
 
 
 # -- scheduler config ----------------------------------------------------------------------------

@@ -29,12 +29,9 @@ Taught in notebook 10 (notebooks/10_video_decoder.ipynb).
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -48,14 +45,14 @@ from minifusion.training.precision import resolve_device
 from minifusion.training.randomness import seed_everything
 from minifusion.training.recipes.common import (
     METRICS_NAME,
-    RECIPE_NAME,
     DataOptions,
     build_clips,
-    load_recipe,
+    check_resumed_field,
     prepare_recipe,
-    recipe_to_dict,
     run_dir,
+    seconds_per_step,
     spread_indices,
+    train_run,
     write_json,
 )
 from minifusion.training.trainer import Trainer
@@ -206,19 +203,6 @@ def _load_autoencoder(out_dir: Path) -> Autoencoder:
     return autoencoder
 
 
-def _saved_variant(run: Path) -> str | None:
-    saved = run / RECIPE_NAME
-    return load_recipe(DecoderRecipe, saved).variant if saved.is_file() else None
-
-
-def _seconds_per_step(log_path: Path) -> float:
-    """Median training seconds per step over the logged windows."""
-    from minifusion.training.metrics import read_log
-
-    rates = [float(r["steps_per_sec"]) for r in read_log(log_path) if float(r.get("steps_per_sec") or 0) > 0]
-    return 1.0 / float(np.median(rates)) if rates else math.nan
-
-
 @torch.no_grad()
 def _latent_range(autoencoder: Autoencoder, clips: Dataset, quantile: float, *, count: int = 16) -> float:
     """The scaled latents' range (for a model_index.json written by this stage) on up to ``count`` clips."""
@@ -249,10 +233,7 @@ def train_decoder(out_dir: str | Path, *, steps: int | None = None,
                             data_dir=data_dir, seed=seed, progress=progress)
     if variant is not None:
         recipe.variant = variant
-    saved = _saved_variant(run) if resume else None
-    if saved is not None and saved != recipe.variant:
-        raise ValueError(f"the run in {str(run)!r} trains variant {saved!r}; it cannot resume as {recipe.variant!r} "
-                         "(use another --out for another variant)")
+    check_resumed_field(run, recipe, "variant", resume=resume)
     if recipe.data.size % image_autoencoder.downsampling_factor:
         raise ValueError(f"data.size {recipe.data.size} is not divisible by the autoencoder's downsampling factor "
                          f"{image_autoencoder.downsampling_factor}")
@@ -266,11 +247,7 @@ def train_decoder(out_dir: str | Path, *, steps: int | None = None,
     task = DecoderTask(mse_weight=recipe.mse_weight, l1_weight=recipe.l1_weight, gradient_weight=recipe.gradient_weight,
                        temporal_gradient_weight=recipe.temporal_gradient_weight)
     trainer = Trainer(model, task, clips, recipe.training, run, collate_fn=collate_clips)
-    if trainer.is_main:
-        write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
-    start = time.perf_counter()
-    result = trainer.train(resume=resume)
-    seconds = time.perf_counter() - start
+    result, seconds = train_run(trainer, recipe, run, resume=resume)
     if not trainer.is_main:  # under torchrun rank 0 alone writes the stage's files; the others wait for it
         return finish_stage(out_dir / COMPONENT)
     if result.model_dir is None:
@@ -294,7 +271,7 @@ def train_decoder(out_dir: str | Path, *, steps: int | None = None,
     trainable = [p for p in model.parameters() if p.requires_grad]
     metrics = {"stage": STAGE, "step": result.step, "variant": recipe.variant, "train_spatial": recipe.train_spatial,
                "last_loss": result.last_loss, "session_seconds": seconds,
-               "seconds_per_step": _seconds_per_step(run / "log.csv"),
+               "seconds_per_step": seconds_per_step(run / "log.csv"),
                "trainable_parameters": sum(p.numel() for p in trainable),
                "parameters": sum(p.numel() for p in model.parameters()),
                "eval_source": eval_source, "scaling_factor": video_autoencoder.scaling_factor,

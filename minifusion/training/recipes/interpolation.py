@@ -31,7 +31,6 @@ Taught in notebook 09 (notebooks/09_interpolation.ipynb).
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,13 +61,12 @@ from minifusion.training.precision import resolve_device
 from minifusion.training.randomness import seed_everything
 from minifusion.training.recipes.common import (
     METRICS_NAME,
-    RECIPE_NAME,
     DataOptions,
     build_clips,
     cache_dir,
     prepare_recipe,
-    recipe_to_dict,
     run_dir,
+    train_run,
     write_json,
 )
 from minifusion.training.trainer import Trainer
@@ -216,13 +214,9 @@ def run_interpolation_stage(stage: str, recipe_class: type, out_dir, *, build_mo
     scheduler = DDPMScheduler(num_train_timesteps=recipe.num_train_timesteps, beta_schedule=recipe.beta_schedule,
                               prediction_type="v_prediction")
     trainer = Trainer(model, make_task(recipe, scheduler), latents, recipe.training, run)
-    if trainer.is_main:
-        write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
     start_step = list_checkpoints(run / "checkpoints")[-1][0] if resume and list_checkpoints(run / "checkpoints") \
         else 0
-    start = time.perf_counter()
-    result = trainer.train(resume=resume)
-    seconds = time.perf_counter() - start
+    result, seconds = train_run(trainer, recipe, run, resume=resume)
     if result.model_dir is None:
         raise RuntimeError(f"training stopped at step {result.step} of {recipe.training.steps}")
     if not trainer.is_main:  # under torchrun rank 0 alone writes the stage's files (the caller's finish_stage)

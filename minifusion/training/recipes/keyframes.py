@@ -30,8 +30,6 @@ Taught in notebook 08 (notebooks/08_keyframes.ipynb).
 
 from __future__ import annotations
 
-import math
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,15 +53,15 @@ from minifusion.training.precision import resolve_device
 from minifusion.training.randomness import seed_everything
 from minifusion.training.recipes.common import (
     METRICS_NAME,
-    RECIPE_NAME,
     DataOptions,
     build_clips,
     cache_dir,
-    load_recipe,
+    check_resumed_field,
     load_scheduler,
     prepare_recipe,
-    recipe_to_dict,
     run_dir,
+    seconds_per_step,
+    train_run,
     write_json,
 )
 from minifusion.training.recipes.motion_check import (  # noqa: F401  (re-exported)
@@ -212,11 +210,6 @@ def _load_parts(out_dir: Path) -> tuple:
     return (*parts, load_scheduler(out_dir, DDPMScheduler))
 
 
-def _saved_temporal(run: Path) -> str | None:
-    saved = run / RECIPE_NAME
-    return load_recipe(KeyframesRecipe, saved).temporal if saved.is_file() else None
-
-
 def train_keyframes(out_dir: str | Path, *, steps: int | None = None,
                     config: KeyframesRecipe | dict | str | Path | None = None, resume: bool = False,
                     data_dir: str | Path | None = None, seed: int | None = None, progress: bool = True,
@@ -233,10 +226,7 @@ def train_keyframes(out_dir: str | Path, *, steps: int | None = None,
                             data_dir=data_dir, seed=seed, progress=progress)
     if temporal is not None:
         recipe.temporal = temporal
-    saved = _saved_temporal(run) if resume else None
-    if saved is not None and saved != recipe.temporal:
-        raise ValueError(f"the run in {str(run)!r} trains temporal {saved!r}; it cannot resume as {recipe.temporal!r} "
-                         "(use another --out for another variant)")
+    check_resumed_field(run, recipe, "temporal", resume=resume)
     device = resolve_device(recipe.training.device)
     autoencoder, text_encoder, unet, scheduler = _load_parts(out_dir)
     autoencoder, text_encoder = autoencoder.to(device).eval(), text_encoder.to(device).eval()
@@ -277,11 +267,7 @@ def train_keyframes(out_dir: str | Path, *, steps: int | None = None,
     callbacks = [check] if check is not None and recipe.motion_check_every > 0 else []
     trainer = Trainer(model, task, latents, recipe.training, run, collate_fn=KeyframeCollate(text_encoder.tokenizer),
                       callbacks=callbacks)
-    if trainer.is_main:
-        write_json(run / RECIPE_NAME, recipe_to_dict(recipe))
-    start = time.perf_counter()
-    result = trainer.train(resume=resume)
-    seconds = time.perf_counter() - start
+    result, seconds = train_run(trainer, recipe, run, resume=resume)
     if not trainer.is_main:  # under torchrun rank 0 alone writes the stage's files; the others wait for it
         return finish_stage(out_dir / "keyframe_unet")
     if result.model_dir is None:
@@ -294,7 +280,7 @@ def train_keyframes(out_dir: str | Path, *, steps: int | None = None,
     write_model_index(out_dir, latent_range=latent_range, keyframe_frame_skip=frame_skip)
     pipe = FusionFramesPipeline.from_pretrained(out_dir, device=device)  # the folder must load as a pipeline
     metrics = {"stage": STAGE, "step": result.step, "last_loss": result.last_loss, "session_seconds": seconds,
-               "seconds_per_step": _seconds_per_step(run / "log.csv"),
+               "seconds_per_step": seconds_per_step(run / "log.csv"),
                "train_clips": len(latents), "temporal": recipe.temporal, "latent_range": latent_range,
                "trainable_parameters": sum(p.numel() for p in model.temporal_parameters()),
                "parameters": sum(p.numel() for p in model.parameters())}
@@ -332,14 +318,6 @@ def warm_start(model: KeyframeUNet, folder: str | Path) -> list[str]:
                          f"weights differ, e.g. {changed[:3]}")
     model.load_state_dict(state, strict=False)
     return sorted(set(own) - set(state))
-
-
-def _seconds_per_step(log_path: Path) -> float:
-    """Median training seconds per step over the logged windows (motion checks excluded)."""
-    from minifusion.training.metrics import read_log
-
-    rates = [float(r["steps_per_sec"]) for r in read_log(log_path) if float(r.get("steps_per_sec") or 0) > 0]
-    return 1.0 / float(np.median(rates)) if rates else math.nan
 
 
 def _motion_check(recipe: KeyframesRecipe, autoencoder, text_encoder: TextEncoder, settings, out_dir: Path, run: Path,
