@@ -81,6 +81,20 @@ def _select_frames(frames: Any, indices: list[int], output_type: str) -> Any:
 
 
 @dataclass
+class _CallInputs:
+    """What ``check_inputs`` returns: the checked call, the settings filled in."""
+
+    prompts: list[str]
+    steps: int
+    guidance_scale: float
+    interpolation_steps: int
+    interpolation_guidance_scale: float
+    interpolation_strength: float
+    decode_chunk_size: int
+    dynamic_thresholding: bool
+
+
+@dataclass
 class FusionFramesPipelineOutput:
     frames: Any  # the video in ``output_type`` (np: (B, F, H, W, C) in [0, 1])
     keyframes: Any  # the keyframes as they appear in ``frames`` (the frames at keyframe_indices), same convention
@@ -249,8 +263,12 @@ class FusionFramesPipeline:
         the pipeline makes."""
         return self._schedulers(scheduler, self.settings.dynamic_thresholding)[1]
 
-    def _check_call(self, prompt, negative_prompt, num_keyframes, interpolation_passes, output_type, decoder,
-                    generator) -> list[str]:
+    def check_inputs(self, prompt, negative_prompt, num_keyframes, num_inference_steps, guidance_scale,
+                     interpolation_passes, interpolation_guidance_scale, generator, output_type, callback_on_step_end, *,
+                     interpolation_num_inference_steps, interpolation_strength, eta, decoder, decode_chunk_size,
+                     dynamic_thresholding) -> _CallInputs:
+        """Every argument of ``__call__`` checked (a ValueError naming it), and None filled from the settings."""
+        s = self.settings
         prompts = check_prompts(prompt)
         if negative_prompt is not None:
             check_negative_prompt(negative_prompt, len(prompts))
@@ -266,7 +284,29 @@ class FusionFramesPipeline:
             raise ValueError("decoder='video' needs a video_decoder; this pipeline has none (use decoder='image')")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        return prompts
+        steps = check_steps("num_inference_steps", s.num_inference_steps if num_inference_steps is None
+                            else num_inference_steps)
+        interp_steps = check_steps("interpolation_num_inference_steps", s.interpolation_num_inference_steps
+                                   if interpolation_num_inference_steps is None else interpolation_num_inference_steps)
+        scale = check_guidance_scale("guidance_scale", s.guidance_scale if guidance_scale is None else guidance_scale)
+        interp_scale = check_guidance_scale("interpolation_guidance_scale", s.interpolation_guidance_scale
+                                            if interpolation_guidance_scale is None else interpolation_guidance_scale)
+        interp_strength = check_strength(s.interpolation_strength if interpolation_strength is None
+                                         else interpolation_strength, "interpolation_strength")
+        if interpolation_passes:
+            kept_steps(interp_strength, interp_steps)  # fail before the keyframes are drawn
+        chunk = check_steps("decode_chunk_size",
+                            s.decode_chunk_size if decode_chunk_size is None else decode_chunk_size)
+        if dynamic_thresholding is not None and not isinstance(dynamic_thresholding, bool):
+            raise ValueError(f"dynamic_thresholding {dynamic_thresholding!r} is not allowed; it must be True, False "
+                             "or None (the pipeline's setting)")
+        check_number("eta", eta, minimum=0, maximum=1, note="(DDIM's; DDPM ignores it)")
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise ValueError("callback_on_step_end must be callable as fn(pipe, step_index, timestep, callback_kwargs) "
+                             f"or None, got {type(callback_on_step_end).__name__}")
+        self._warn_unknown_words(prompts, negative_prompt)
+        return _CallInputs(prompts, steps, scale, interp_steps, interp_scale, interp_strength, chunk,
+                           s.dynamic_thresholding if dynamic_thresholding is None else dynamic_thresholding)
 
     def __call__(
         self,
@@ -320,73 +360,57 @@ class FusionFramesPipeline:
             dynamic_thresholding: None = settings; False samples with the schedulers as configured.
             progress: False hides the progress bars (None: ``set_progress_bar_config``).
         """
-        s = self.settings
-        prompts = self._check_call(prompt, negative_prompt, num_keyframes, interpolation_passes, output_type,
-                                   decoder, generator)
-        steps = check_steps("num_inference_steps", s.num_inference_steps if num_inference_steps is None
-                            else num_inference_steps)
-        interp_steps = check_steps("interpolation_num_inference_steps", s.interpolation_num_inference_steps
-                                   if interpolation_num_inference_steps is None else interpolation_num_inference_steps)
-        scale = check_guidance_scale("guidance_scale", s.guidance_scale if guidance_scale is None else guidance_scale)
-        interp_scale = check_guidance_scale("interpolation_guidance_scale", s.interpolation_guidance_scale
-                                            if interpolation_guidance_scale is None else interpolation_guidance_scale)
-        interp_strength = check_strength(s.interpolation_strength if interpolation_strength is None
-                                         else interpolation_strength, "interpolation_strength")
-        if interpolation_passes:
-            kept_steps(interp_strength, interp_steps)  # fail before the keyframes are drawn
-        chunk = check_steps("decode_chunk_size",
-                            s.decode_chunk_size if decode_chunk_size is None else decode_chunk_size)
-        if dynamic_thresholding is not None and not isinstance(dynamic_thresholding, bool):
-            raise ValueError(f"dynamic_thresholding {dynamic_thresholding!r} is not allowed; it must be True, False "
-                             "or None (the pipeline's setting)")
-        check_number("eta", eta, minimum=0, maximum=1, note="(DDIM's; DDPM ignores it)")
-        if callback_on_step_end is not None and not callable(callback_on_step_end):
-            raise ValueError("callback_on_step_end must be callable as fn(pipe, step_index, timestep, callback_kwargs) "
-                             f"or None, got {type(callback_on_step_end).__name__}")
-        self._warn_unknown_words(prompts, negative_prompt)
-        keyframe_scheduler, interp_scheduler = self._schedulers(
-            scheduler, s.dynamic_thresholding if dynamic_thresholding is None else dynamic_thresholding)
+        # 1. check the inputs; what the call leaves out comes from the pipeline's settings
+        c = self.check_inputs(prompt, negative_prompt, num_keyframes, num_inference_steps, guidance_scale,
+                              interpolation_passes, interpolation_guidance_scale, generator, output_type,
+                              callback_on_step_end, interpolation_num_inference_steps=interpolation_num_inference_steps,
+                              interpolation_strength=interpolation_strength, eta=eta, decoder=decoder,
+                              decode_chunk_size=decode_chunk_size, dynamic_thresholding=dynamic_thresholding)
+        # 2. the samplers of both stages
+        keyframe_scheduler, interp_scheduler = self._schedulers(scheduler, c.dynamic_thresholding)
         bar = dict(self._progress_bar_config)
         if progress is not None:
             bar["disable"] = not progress
-        device = self.device
         loop = dict(pipe=self, callback_on_step_end=callback_on_step_end, progress_bar_config=bar,
                     use_autocast=self.use_autocast)
 
         def step_kwargs(sched) -> dict:
             return {"eta": eta} if isinstance(sched, DDIMScheduler) else {}
 
+        frame_skip = self.settings.keyframe_frame_skip
         with torch.inference_mode():
+            # 3. keyframes: the prompts' text -> K keyframe latents (B, 4, K, h, w)
             keyframes = sample_keyframes(
-                self.keyframe_unet, self.text_encoder, keyframe_scheduler, prompts, negative_prompt=negative_prompt,
-                num_keyframes=num_keyframes, frame_skip=s.keyframe_frame_skip, num_inference_steps=steps,
-                guidance_scale=scale, generator=generator, latent_size=self.keyframe_unet.config.sample_size,
-                device=device, step_kwargs=step_kwargs(keyframe_scheduler), **loop,
-            )  # (B, 4, K, h, w)
+                self.keyframe_unet, self.text_encoder, keyframe_scheduler, c.prompts, negative_prompt=negative_prompt,
+                num_keyframes=num_keyframes, frame_skip=frame_skip, num_inference_steps=c.steps,
+                guidance_scale=c.guidance_scale, generator=generator, latent_size=self.keyframe_unet.config.sample_size,
+                device=self.device, step_kwargs=step_kwargs(keyframe_scheduler), **loop,
+            )
+            # 4. interpolation: each pass puts 3 frames between every pair, F -> 4F - 3 (8 -> 29 -> 113)
             latents = keyframes
             per_pair = self.interpolation_unet.config.frames_per_pair if interpolation_passes else 3
-            skips = interpolation_frame_skips(s.keyframe_frame_skip, interpolation_passes, per_pair)
-            for k, frame_skip in enumerate(skips):
+            for k, skip in enumerate(interpolation_frame_skips(frame_skip, interpolation_passes, per_pair)):
                 latents = interpolate_pass(
-                    self.interpolation_unet, interp_scheduler, latents, frame_skip=frame_skip,
-                    num_inference_steps=interp_steps, guidance_scale=interp_scale, generator=generator,
-                    strength=interp_strength, stage=f"interpolation_{k + 1}",
+                    self.interpolation_unet, interp_scheduler, latents, frame_skip=skip,
+                    num_inference_steps=c.interpolation_steps, guidance_scale=c.interpolation_guidance_scale,
+                    generator=generator, strength=c.interpolation_strength, stage=f"interpolation_{k + 1}",
                     step_kwargs=step_kwargs(interp_scheduler), **loop,
                 )  # (B, 4, 4F - 3, h, w)
+            # 5. decode the latents to frames, and point at the keyframes among them
             stride = (latents.shape[2] - 1) // (num_keyframes - 1)
             indices = list(range(0, latents.shape[2], stride))
-            frames = self._postprocess(latents, output_type, decoder, chunk)
+            frames = self._postprocess(latents, output_type, decoder, c.decode_chunk_size)
             keyframe_out = keyframes if output_type == "latent" else _select_frames(frames, indices, output_type)
         if not return_dict:
             return frames, keyframe_out
         return FusionFramesPipelineOutput(frames=frames, keyframes=keyframe_out, keyframe_indices=indices)
 
     def _warn_unknown_words(self, prompts: list[str], negative_prompt: Any) -> None:
-        """One warning, pointing at the caller, for words outside the vocabulary (they become <unk>)."""
+        """One warning, pointing at the caller of ``__call__``, for words outside the vocabulary (they become <unk>)."""
         texts = prompts + ([negative_prompt] if isinstance(negative_prompt, str) else list(negative_prompt or []))
         unknown = self.text_encoder.tokenizer.unknown_words([t for t in texts if isinstance(t, str)] or [""])
         if unknown:
-            warnings.warn(f"words not in the vocabulary, encoded as <unk>: {unknown}", UserWarning, stacklevel=3)
+            warnings.warn(f"words not in the vocabulary, encoded as <unk>: {unknown}", UserWarning, stacklevel=4)
 
     # -- decoding -----------------------------------------------------------------------------
     def decode_latents(self, latents: torch.Tensor, *, decoder: str | None = None,
