@@ -22,6 +22,15 @@ def _fail(name: str, value: Any, allowed: str, note: str) -> ValueError:
     return ValueError(f"{name} {value!r} is not allowed; it must be {allowed}{note}")
 
 
+def _allowed(kind: str, minimum: Any, maximum: Any, interval: str, above: str = ">=", below: str = "<=") -> str:
+    """What is allowed, in words: ``interval`` when both bounds are given, else one bound or just the kind."""
+    if minimum is not None and maximum is not None:
+        return interval
+    if minimum is not None:
+        return f"{kind} {above} {minimum}"
+    return f"{kind} {below} {maximum}" if maximum is not None else kind
+
+
 def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None,
               numpy: bool = False, note: str = "") -> int:
     """Return ``value`` as an int if it is one in [minimum, maximum] (either bound may be None).
@@ -34,15 +43,7 @@ def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int
     if ok and ((minimum is not None and value < minimum) or (maximum is not None and value > maximum)):
         ok = False
     if not ok:
-        if minimum is not None and maximum is not None:
-            allowed = f"an integer in {minimum}..{maximum}"
-        elif minimum is not None:
-            allowed = f"an integer >= {minimum}"
-        elif maximum is not None:
-            allowed = f"an integer <= {maximum}"
-        else:
-            allowed = "an integer"
-        raise _fail(name, value, allowed, note)
+        raise _fail(name, value, _allowed("an integer", minimum, maximum, f"an integer in {minimum}..{maximum}"), note)
     return int(value)
 
 
@@ -69,15 +70,9 @@ def check_number(name: str, value: Any, *, minimum: float | None = None, maximum
         ok = False
     if not ok:
         low, high = ("(" if exclusive_minimum else "["), (")" if exclusive_maximum else "]")
-        kind = "a finite number" if finite else "a number"
-        if minimum is not None and maximum is not None:
-            allowed = f"a number in {low}{minimum}, {maximum}{high}"
-        elif minimum is not None:
-            allowed = f"{kind} {'>' if exclusive_minimum else '>='} {minimum}"
-        elif maximum is not None:
-            allowed = f"{kind} {'<' if exclusive_maximum else '<='} {maximum}"
-        else:
-            allowed = kind
+        interval = f"a number in {low}{minimum}, {maximum}{high}"
+        allowed = _allowed("a finite number" if finite else "a number", minimum, maximum, interval,
+                           ">" if exclusive_minimum else ">=", "<" if exclusive_maximum else "<=")
         raise _fail(name, value, allowed, note)
     return value
 

@@ -142,20 +142,12 @@ class BaseScheduler:
         self.alphas = (1 - betas).float()
         self.alphas_cumprod = alphas_cumprod.float()
 
-        self._config = dict(
-            num_train_timesteps=num_train_timesteps,
-            beta_start=beta_start,
-            beta_end=beta_end,
-            beta_schedule=beta_schedule,
-            prediction_type=prediction_type,
-            clip_sample=clip_sample,
-            clip_sample_range=clip_sample_range,
-            thresholding=thresholding,
-            dynamic_thresholding_ratio=dynamic_thresholding_ratio,
-            sample_max_value=sample_max_value,
-            timestep_spacing=timestep_spacing,
-            steps_offset=steps_offset,
-            rescale_betas_zero_snr=rescale_betas_zero_snr,
+        self._config = dict(  # the constructor's arguments, in its order (save_config / from_config)
+            num_train_timesteps=num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
+            beta_schedule=beta_schedule, prediction_type=prediction_type, clip_sample=clip_sample,
+            clip_sample_range=clip_sample_range, thresholding=thresholding,
+            dynamic_thresholding_ratio=dynamic_thresholding_ratio, sample_max_value=sample_max_value,
+            timestep_spacing=timestep_spacing, steps_offset=steps_offset, rescale_betas_zero_snr=rescale_betas_zero_snr,
         )
         self.num_train_timesteps = num_train_timesteps
         self.num_inference_steps: int | None = None
