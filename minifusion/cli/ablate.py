@@ -86,10 +86,12 @@ def add_parser(sub) -> None:
                    help="pipeline folder with the frozen parts every run starts from (default: the shipped "
                         f"{ABLATION_BASE}, the paper's design, which results/ was measured on)")
     p.add_argument("--num-videos", type=argtypes.positive_int, default=28, help="generated videos per run (table 1)")
-    p.add_argument("--num-clips", type=argtypes.positive_int, default=16, help="held-out clips per run (tables 2 and 3)")
+    p.add_argument("--num-clips", type=argtypes.positive_int, default=16,
+                   help="held-out clips per run (tables 2 and 3)")
     p.add_argument("--eval-steps", type=argtypes.positive_int, default=25, help="sampling steps of the evaluation")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--threads", type=argtypes.positive_int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=argtypes.positive_int, default=None,
+                   help="torch threads (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--table-only", action="store_true",
                    help="only write OUT/TABLE.md and .json from the runs already finished (train and evaluate "

@@ -27,8 +27,10 @@ def add_parser(sub) -> None:
     p.add_argument("--num-videos", type=argtypes.positive_int, default=112, metavar="N",
                    help="generated videos (default 112: 7 colours x 4 shapes x 4 directions; a smaller N takes a "
                         "balanced prefix, a larger one repeats the prompts); at least 2")
-    p.add_argument("--seed", type=argtypes.nonnegative_int, default=0, help="seed of the generators and real clips (default 0)")
-    p.add_argument("--steps", type=argtypes.positive_int, default=None, help="keyframe steps (default: the checkpoint's)")
+    p.add_argument("--seed", type=argtypes.nonnegative_int, default=0,
+                   help="seed of the generators and real clips (default 0)")
+    p.add_argument("--steps", type=argtypes.positive_int, default=None,
+                   help="keyframe steps (default: the checkpoint's)")
     p.add_argument("--interpolation-steps", type=argtypes.positive_int, default=None, metavar="N",
                    help="interpolation steps per pass (default: the checkpoint's)")
     p.add_argument("--passes", type=int, choices=(0, 1, 2), default=1,
