@@ -21,13 +21,13 @@ from minifusion.models.masked_interpolation_unet import MaskedInterpolationUNet
 from minifusion.pipelines.interpolation import interleave, interpolate_pass
 from minifusion.pipelines.mfi import masked_inputs, mfi_interpolate_pass
 from minifusion.training import per_sample_bernoulli, per_sample_noise, per_sample_randint, sample_generators
-from minifusion.training.objectives import (
+from minifusion.training.objectives.interpolation import (
     InterpolationTask,
-    MFITask,
     build_interpolation_input,
     draw_sample_randomness,
     split_clip_latents,
 )
+from minifusion.training.objectives.mfi import MFITask
 from minifusion.training.recipes import STAGES, load_recipe, psnr, train_autoencoder, train_t2i, train_text_encoder
 from minifusion.training.recipes.interpolation import InterpolationRecipe, task_from_recipe, train_interpolation
 from minifusion.training.recipes.mfi import MFIRecipe, train_mfi

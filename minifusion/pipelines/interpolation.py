@@ -25,6 +25,7 @@ Taught in notebooks 09 and 11 (notebooks/09_interpolation.ipynb, notebooks/11_fu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -65,6 +66,22 @@ def interpolation_frame_skips(keyframe_frame_skip: int, passes: int, frames_per_
     return [keyframe_frame_skip / (frames_per_pair + 1) ** k for k in range(passes)]
 
 
+def context_guided(call: Callable, guidance_scale: float, device: torch.device, use_autocast: bool) -> Callable:
+    """The sampler's ``model_fn(x, t)`` for an interpolator: ``call`` on [x; x] when guided (rows with the given
+    frames, then the same rows with them zeroed), then context guidance ``uncond + s (cond - uncond)``."""
+    guided = guidance_scale != 1.0
+
+    def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        with autocast_context(device, use_autocast):
+            out = call(torch.cat([x, x]) if guided else x, t).float()
+        if not guided:
+            return out
+        out_cond, out_uncond = out.chunk(2)
+        return classifier_free_guidance(out_uncond, out_cond, guidance_scale)
+
+    return model_fn
+
+
 def interpolate_pass(
     interpolation_unet: InterpolationUNet,
     scheduler,
@@ -95,15 +112,11 @@ def interpolate_pass(
         right = torch.cat([right, torch.zeros_like(right)])
     noise = randn((b, n * c, k - 1, h, w), generator, latents.device)  # (B, 12, P, h, w)
 
-    def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([x, x]) if guided else x
+    def call(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         sample = torch.cat([left, x, right], dim=1)  # (B or 2B, 20, P, h, w)
-        with autocast_context(latents.device, use_autocast):
-            out = interpolation_unet(sample, t, frame_skip=frame_skip, perturbation_level=0).float()
-        if not guided:
-            return out
-        out_cond, out_uncond = out.chunk(2)
-        return classifier_free_guidance(out_uncond, out_cond, guidance_scale)
+        return interpolation_unet(sample, t, frame_skip=frame_skip, perturbation_level=0)
+
+    model_fn = context_guided(call, guidance_scale, latents.device, use_autocast)
 
     init = None if strength == 1.0 else pair_blend(latents, n)
     middle = denoise(model_fn, scheduler, noise, num_inference_steps=num_inference_steps, generator=generator,

@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from minifusion.diffusion.guidance import classifier_free_guidance
 from minifusion.models.masked_interpolation_unet import MaskedInterpolationUNet
-from minifusion.pipelines.denoising import autocast_context, denoise, randn
+from minifusion.pipelines.denoising import denoise, randn
+from minifusion.pipelines.interpolation import context_guided
 
 
 def masked_inputs(known: torch.Tensor, frames_per_pair: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,15 +77,10 @@ def mfi_interpolate_pass(
     positions = frame_positions(frame_skip, f, frames_per_pair, known.shape[0], latents.device)
     noise = randn((b, c, f, h, w), generator, latents.device)
 
-    def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([x, x]) if guided else x
-        with autocast_context(latents.device, use_autocast):
-            out = mfi_unet(torch.cat([x, known, mask], dim=1), t, frame_positions=positions,
-                           perturbation_level=0).float()
-        if not guided:
-            return out
-        out_cond, out_uncond = out.chunk(2)
-        return classifier_free_guidance(out_uncond, out_cond, guidance_scale)
+    def call(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return mfi_unet(torch.cat([x, known, mask], dim=1), t, frame_positions=positions, perturbation_level=0)
+
+    model_fn = context_guided(call, guidance_scale, latents.device, use_autocast)
 
     video = denoise(model_fn, scheduler, noise, num_inference_steps=num_inference_steps, generator=generator,
                     stage=stage, **loop_kwargs)
