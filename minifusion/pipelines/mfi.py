@@ -41,20 +41,10 @@ def frame_positions(frame_skip: torch.Tensor | float, num_frames: int, frames_pe
     return skip[:, None] * torch.arange(num_frames, device=device, dtype=torch.float32) / (frames_per_pair + 1)
 
 
-def mfi_interpolate_pass(
-    mfi_unet: MaskedInterpolationUNet,
-    scheduler,
-    latents: torch.Tensor,
-    *,
-    frame_skip: float,
-    num_inference_steps: int,
-    guidance_scale: float,
-    generator: torch.Generator | None,
-    frames_per_pair: int = 3,
-    stage: str = "mfi",
-    use_autocast: bool = True,
-    **loop_kwargs: Any,
-) -> torch.Tensor:
+def mfi_interpolate_pass(mfi_unet: MaskedInterpolationUNet, scheduler, latents: torch.Tensor, *, frame_skip: float,
+                         num_inference_steps: int, guidance_scale: float, generator: torch.Generator | None,
+                         frames_per_pair: int = 3, stage: str = "mfi", use_autocast: bool = True,
+                         **loop_kwargs: Any) -> torch.Tensor:
     """One MFI pass: latents (B, C, K, h, w) -> (B, C, (n + 1)(K - 1) + 1, h, w), the given frames kept exactly.
 
     The U-Net denoises every frame of the up-sampled sequence with [noisy | known or zeros | mask]
