@@ -307,3 +307,16 @@ def test_motion_biased_attention_under_bf16_autocast_keeps_the_bias_in_float32()
         out = layer(torch.randn(1, 8, 8, 3, 3), None, torch.randn(1, 5, 6))
     assert half.dtype == torch.float32 and out.shape == (1, 8, 8, 3, 3)
     torch.testing.assert_close(half, full, atol=0.02, rtol=0.01)  # bf16 would be off by up to 0.5
+
+
+@pytest.mark.parametrize("kind", ["conv1d", "conv3d"])
+def test_the_cpu_branch_equals_the_plain_conv3d_path(kind):
+    """The forward's CPU branch (conv_over_frames) gives what the plain Conv3d path (other devices) gives."""
+    torch.manual_seed(0)
+    layer = _randomize(TemporalConv1d(8, norm_groups=2, embed_dim=3) if kind == "conv1d"
+                       else TemporalConv3d(8, norm_groups=2, embed_dim=3))
+    x, emb = torch.randn(2, 8, 5, 4, 6), torch.randn(2, 3)
+    h = layer.act(layer.norm(x, emb))
+    plain = layer.conv(h) if kind == "conv1d" else layer.restore(layer.act(layer.conv(layer.shrink(h))))
+    torch.testing.assert_close(layer(x, emb), plain, rtol=1e-5, atol=1e-5)
+    assert plain.abs().max() > 1e-3  # the weights are random: the comparison is not of zeros
