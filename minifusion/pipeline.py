@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from minifusion.checks import check_int, check_number, check_one_of
+from minifusion.checks import check_int, check_number, check_one_of, positive_int
 from minifusion.diffusion import (
     BaseScheduler,
     DDIMScheduler,
@@ -44,7 +44,7 @@ from minifusion.diffusion import (
 )
 from minifusion.models import Autoencoder, InterpolationUNet, KeyframeUNet, TextEncoder
 from minifusion.models.tokenizer import check_prompts
-from minifusion.pipelines.denoising import check_guidance_scale, check_steps, check_strength, kept_steps
+from minifusion.pipelines.denoising import check_guidance_scale, check_strength, kept_steps
 from minifusion.pipelines.interpolation import interpolate_pass, interpolation_frame_skips
 from minifusion.pipelines.keyframes import check_negative_prompt, sample_keyframes
 from minifusion.pipelines.model_index import (
@@ -284,10 +284,10 @@ class FusionFramesPipeline:
             raise ValueError("decoder='video' needs a video_decoder; this pipeline has none (use decoder='image')")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        steps = check_steps("num_inference_steps", s.num_inference_steps if num_inference_steps is None
-                            else num_inference_steps)
-        interp_steps = check_steps("interpolation_num_inference_steps", s.interpolation_num_inference_steps
-                                   if interpolation_num_inference_steps is None else interpolation_num_inference_steps)
+        steps = positive_int("num_inference_steps", s.num_inference_steps if num_inference_steps is None
+                             else num_inference_steps)
+        interp_steps = positive_int("interpolation_num_inference_steps", s.interpolation_num_inference_steps
+                                    if interpolation_num_inference_steps is None else interpolation_num_inference_steps)
         scale = check_guidance_scale("guidance_scale", s.guidance_scale if guidance_scale is None else guidance_scale)
         interp_scale = check_guidance_scale("interpolation_guidance_scale", s.interpolation_guidance_scale
                                             if interpolation_guidance_scale is None else interpolation_guidance_scale)
@@ -295,8 +295,7 @@ class FusionFramesPipeline:
                                          else interpolation_strength, "interpolation_strength")
         if interpolation_passes:
             kept_steps(interp_strength, interp_steps)  # fail before the keyframes are drawn
-        chunk = check_steps("decode_chunk_size",
-                            s.decode_chunk_size if decode_chunk_size is None else decode_chunk_size)
+        chunk = positive_int("decode_chunk_size", s.decode_chunk_size if decode_chunk_size is None else decode_chunk_size)
         if dynamic_thresholding is not None and not isinstance(dynamic_thresholding, bool):
             raise ValueError(f"dynamic_thresholding {dynamic_thresholding!r} is not allowed; it must be True, False "
                              "or None (the pipeline's setting)")

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from minifusion.checks import check_number, positive_int
+from minifusion.checks import check_number
 from minifusion.diffusion.sampling import kept_steps, sample_loop
 from minifusion.diffusion.scheduling_utils import BaseScheduler
 
@@ -32,11 +32,6 @@ def check_guidance_scale(name: str, value: Any) -> float:
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
     return float(check_number(name, value, minimum=0, note="(1 = no guidance)"))
-
-
-def check_steps(name: str, value: Any) -> int:
-    """A step or chunk count: an integer >= 1."""
-    return positive_int(name, value)
 
 
 def randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
